@@ -1,0 +1,302 @@
+"""Configurations: one base with BERT's hyper-parameters and one small class per positional encoding.
+
+Hub code: copied next to every saved model, so it imports only transformers and the standard library.
+"""
+
+import math
+
+from transformers import PreTrainedConfig
+
+
+class PosEncConfig(PreTrainedConfig):
+    """BERT's hyper-parameters plus `pre_layer_norm` (False: post-LN as in BERT; True: pre-LN with a final norm).
+    Each subclass fixes `variant` (the positional encoding) and adds that encoding's parameters.
+
+    Every subclass defines `__init__`, even a trivial one: transformers turns a config subclass without its own
+    `__init__` into a dataclass whose generated `__init__` would bypass this one."""
+
+    model_type = "posenc"
+    variant = "base"
+    _auto_class = "AutoConfig"
+
+    def __init__(
+        self,
+        vocab_size: int = 30522,
+        hidden_size: int = 768,
+        num_hidden_layers: int = 12,
+        num_attention_heads: int = 12,
+        intermediate_size: int = 3072,
+        hidden_act: str = "gelu",
+        hidden_dropout_prob: float = 0.1,
+        attention_probs_dropout_prob: float = 0.1,
+        max_position_embeddings: int = 512,
+        type_vocab_size: int = 2,
+        initializer_range: float = 0.02,
+        layer_norm_eps: float = 1e-12,
+        pre_layer_norm: bool = False,
+        classifier_dropout: float | None = None,
+        pad_token_id: int = 0,
+        tie_word_embeddings: bool = True,
+        **kwargs,
+    ):
+        if hidden_size % num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size={hidden_size} is not divisible by num_attention_heads={num_attention_heads}; pick a "
+                f"head count that divides it (for example {largest_divisor_up_to(hidden_size, num_attention_heads)})."
+            )
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+        self.pre_layer_norm = pre_layer_norm
+        self.classifier_dropout = classifier_dropout
+        self.pad_token_id = pad_token_id
+        self.tie_word_embeddings = tie_word_embeddings
+        kwargs.setdefault("auto_map", self.hub_auto_map())
+        super().__init__(**kwargs)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def hub_auto_map(cls) -> dict[str, str]:
+        """Where the Auto classes find this variant's code in a saved folder, so that every saved model loads with
+        trust_remote_code as a base model, a masked LM or a sequence classifier."""
+        prefix = cls.__name__.removesuffix("Config")
+        return {
+            "AutoConfig": f"configuration_posenc.{cls.__name__}",
+            "AutoModel": f"modeling_posenc.{prefix}Model",
+            "AutoModelForMaskedLM": f"modeling_posenc.{prefix}ForMaskedLM",
+            "AutoModelForSequenceClassification": f"modeling_posenc.{prefix}ForSequenceClassification",
+        }
+
+
+def largest_divisor_up_to(number: int, limit: int) -> int:
+    return max(divisor for divisor in range(1, limit + 1) if number % divisor == 0)
+
+
+def require_finite_non_negative(name: str, value) -> None:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for item in values:
+        if not isinstance(item, (int, float)) or not math.isfinite(item) or item < 0:
+            raise ValueError(f"{name} must be a finite number >= 0 (or a list of them, one per head); got {value!r}.")
+
+
+class PosEncNopeConfig(PosEncConfig):
+    """No positional encoding: the negative control."""
+
+    model_type = "posenc_nope"
+    variant = "nope"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+
+class PosEncLearnedConfig(PosEncConfig):
+    """BERT's learned absolute position table of `max_position_embeddings` rows."""
+
+    model_type = "posenc_learned"
+    variant = "learned"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+
+class PosEncSinusoidalConfig(PosEncConfig):
+    """Fixed sinusoidal positions; `sinusoidal_learnable_scale` multiplies them by a trained scalar."""
+
+    model_type = "posenc_sinusoidal"
+    variant = "sinusoidal"
+
+    def __init__(self, sinusoidal_learnable_scale: bool = False, **kwargs):
+        self.sinusoidal_learnable_scale = sinusoidal_learnable_scale
+        super().__init__(**kwargs)
+
+
+class PosEncShawConfig(PosEncConfig):
+    """Relative embeddings dotted with the query; distances beyond `max_relative_position` are clipped."""
+
+    model_type = "posenc_shaw"
+    variant = "shaw"
+
+    def __init__(self, max_relative_position: int = 64, **kwargs):
+        if max_relative_position < 1:
+            raise ValueError(f"max_relative_position must be >= 1; got {max_relative_position}.")
+        self.max_relative_position = max_relative_position
+        super().__init__(**kwargs)
+
+
+class PosEncHuangConfig(PosEncShawConfig):
+    """Relative embeddings dotted with the query and the key; same clipping as Shaw."""
+
+    model_type = "posenc_huang"
+    variant = "huang"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+
+class PosEncT5Config(PosEncConfig):
+    """T5's bucketed relative bias: `relative_attention_num_buckets` buckets (half per direction), logarithmic up to
+    `relative_attention_max_distance`."""
+
+    model_type = "posenc_t5"
+    variant = "t5"
+
+    def __init__(self, relative_attention_num_buckets: int = 32, relative_attention_max_distance: int = 128, **kwargs):
+        if relative_attention_num_buckets < 4 or relative_attention_num_buckets % 2:
+            raise ValueError(
+                f"relative_attention_num_buckets must be an even number >= 4; got {relative_attention_num_buckets}."
+            )
+        self.relative_attention_num_buckets = relative_attention_num_buckets
+        self.relative_attention_max_distance = relative_attention_max_distance
+        super().__init__(**kwargs)
+
+
+class PosEncAlibiConfig(PosEncConfig):
+    """ALiBi slopes: symmetric in |i - j| by default; `alibi_symmetric=False` gives each head a left and a right
+    slope; `alibi_learnable_slopes` trains them."""
+
+    model_type = "posenc_alibi"
+    variant = "alibi"
+
+    def __init__(self, alibi_symmetric: bool = True, alibi_learnable_slopes: bool = False, **kwargs):
+        self.alibi_symmetric = alibi_symmetric
+        self.alibi_learnable_slopes = alibi_learnable_slopes
+        super().__init__(**kwargs)
+
+
+class PosEncRopeConfig(PosEncConfig):
+    """Rotary embedding with base `rope_theta`; needs an even head dimension."""
+
+    model_type = "posenc_rope"
+    variant = "rope"
+
+    def __init__(self, rope_theta: float = 10000.0, **kwargs):
+        self.rope_theta = rope_theta
+        super().__init__(**kwargs)
+        if self.head_dim % 2:
+            raise ValueError(
+                f"rope rotates pairs of dimensions, but the head dimension hidden_size/num_attention_heads = "
+                f"{self.hidden_size}/{self.num_attention_heads} = {self.head_dim} is odd; change hidden_size or "
+                "num_attention_heads so that it is even."
+            )
+        if not rope_theta > 1:
+            raise ValueError(f"rope_theta must be > 1 (10000 is the usual base); got {rope_theta}.")
+
+
+class PosEncDebertaConfig(PosEncConfig):
+    """Disentangled attention over `position_buckets` log buckets up to `max_relative_positions`."""
+
+    model_type = "posenc_deberta"
+    variant = "deberta"
+
+    def __init__(self, position_buckets: int = 256, max_relative_positions: int = 512, **kwargs):
+        if position_buckets < 2 or max_relative_positions <= position_buckets // 2 + 1:
+            raise ValueError(
+                "deberta needs position_buckets >= 2 and max_relative_positions > position_buckets/2 + 1; got "
+                f"position_buckets={position_buckets}, max_relative_positions={max_relative_positions}."
+            )
+        self.position_buckets = position_buckets
+        self.max_relative_positions = max_relative_positions
+        super().__init__(**kwargs)
+
+
+class PosEncTupeConfig(PosEncT5Config):
+    """Untied positional correlation over a `max_position_embeddings` table plus T5's relative bias;
+    `tupe_untie_cls` frees [CLS] from positions."""
+
+    model_type = "posenc_tupe"
+    variant = "tupe"
+
+    def __init__(self, tupe_untie_cls: bool = True, **kwargs):
+        self.tupe_untie_cls = tupe_untie_cls
+        super().__init__(**kwargs)
+
+
+class PosEncKerpleConfig(PosEncConfig):
+    """KERPLE kernels of |i - j|: `kerple_kernel` is "log" or "power"."""
+
+    model_type = "posenc_kerple"
+    variant = "kerple"
+
+    def __init__(self, kerple_kernel: str = "log", **kwargs):
+        if kerple_kernel not in ("log", "power"):
+            raise ValueError(f"kerple_kernel must be 'log' or 'power'; got {kerple_kernel!r}.")
+        self.kerple_kernel = kerple_kernel
+        super().__init__(**kwargs)
+
+
+class PosEncFireConfig(PosEncConfig):
+    """FIRE's MLP of `fire_hidden_size` units over log-normalised distance, with psi(x) = log(c*x + 1) and a
+    length threshold L; `fire_init_c` and `fire_init_threshold` are their starting values (both learned)."""
+
+    model_type = "posenc_fire"
+    variant = "fire"
+
+    def __init__(self, fire_hidden_size: int = 32, fire_init_c: float = 0.1, fire_init_threshold: float = 512.0, **kwargs):
+        require_finite_non_negative("fire_init_c", fire_init_c)
+        require_finite_non_negative("fire_init_threshold", fire_init_threshold)
+        self.fire_hidden_size = fire_hidden_size
+        self.fire_init_c = fire_init_c
+        self.fire_init_threshold = fire_init_threshold
+        super().__init__(**kwargs)
+
+
+class PosEncAttenuatedConfig(PosEncConfig):
+    """The paper's Gaussian attenuation: `attenuation_strength` (w) and `attenuation_symmetry` (s), each a float or
+    one value per head; `attenuation_per_head` and `attenuation_learnable` as named."""
+
+    model_type = "posenc_attenuated"
+    variant = "attenuated"
+
+    def __init__(
+        self,
+        attenuation_strength: float | list[float] = 0.05,
+        attenuation_symmetry: float | list[float] = 1.0,
+        attenuation_per_head: bool = False,
+        attenuation_learnable: bool = False,
+        **kwargs,
+    ):
+        require_finite_non_negative("attenuation_strength (w)", attenuation_strength)
+        require_finite_non_negative("attenuation_symmetry (s)", attenuation_symmetry)
+        self.attenuation_strength = attenuation_strength
+        self.attenuation_symmetry = attenuation_symmetry
+        self.attenuation_per_head = attenuation_per_head
+        self.attenuation_learnable = attenuation_learnable
+        super().__init__(**kwargs)
+        for name, value in (("attenuation_strength", attenuation_strength), ("attenuation_symmetry", attenuation_symmetry)):
+            if isinstance(value, (list, tuple)) and len(value) not in (1, self.num_attention_heads):
+                raise ValueError(
+                    f"{name} has {len(value)} values but the model has {self.num_attention_heads} heads; give one "
+                    "value per head or a single float."
+                )
+
+
+VARIANTS: dict[str, type[PosEncConfig]] = {
+    config.variant: config
+    for config in (
+        PosEncNopeConfig,
+        PosEncLearnedConfig,
+        PosEncSinusoidalConfig,
+        PosEncShawConfig,
+        PosEncHuangConfig,
+        PosEncT5Config,
+        PosEncAlibiConfig,
+        PosEncRopeConfig,
+        PosEncDebertaConfig,
+        PosEncTupeConfig,
+        PosEncKerpleConfig,
+        PosEncFireConfig,
+        PosEncAttenuatedConfig,
+    )
+}

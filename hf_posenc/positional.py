@@ -1,0 +1,531 @@
+"""Positional encodings, one small class each, grouped by the route by which position enters attention.
+
+Routes (see DESIGN.md):
+  none    no position at all.
+  embed   a [T, D] tensor added to the token embeddings.
+  rotate  a position-dependent rotation of queries and keys.
+  bias    an additive [H, T, T] pre-softmax bias that depends only on positions; built once per forward and
+          shared by every layer, it is folded into the float mask of scaled_dot_product_attention.
+  score   terms that need queries or keys against relative position embeddings; computed per layer on the
+          eager attention path.
+
+The encoder asks an encoding for what its route needs and never looks at its name. This file is Hub code:
+it is copied next to every saved model, so it imports only torch and transformers.
+"""
+
+import math
+
+import torch
+from torch import nn
+from transformers import initialization as init
+
+
+class PositionalEncoding(nn.Module):
+    """Base class. Subclasses set the class attributes below and implement their route's method:
+    `embeddings(seq_len, device, dtype)`, `rotate(query, key)`, `bias(seq_len, device)` or
+    `scores(query, key, layer_index)`."""
+
+    name = "base"
+    route = "none"
+    paper = ""
+    symmetric = True  # symmetric by construction: weight of key i-d equals that of i+d, content aside
+    extrapolates = True  # runs on sequences longer than max_position_embeddings
+    scale_divisor = 1  # content logits are scaled by 1/sqrt(scale_divisor * head_dim) (DeBERTa: 3, TUPE: 2)
+
+    def __init__(self, config):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.max_position_embeddings = config.max_position_embeddings
+
+    def check_length(self, seq_len: int) -> None:
+        if not self.extrapolates and seq_len > self.max_position_embeddings:
+            raise ValueError(
+                f"Sequence length {seq_len} exceeds max_position_embeddings={self.max_position_embeddings}, and the "
+                f"'{self.name}' encoding has a fixed table that cannot extrapolate. Truncate the inputs to "
+                f"{self.max_position_embeddings} tokens, or train with a larger max_position_embeddings, or use an "
+                "encoding that extrapolates (rope, alibi, t5, kerple, fire, attenuated, shaw, huang, deberta)."
+            )
+
+    def reset_parameters(self) -> None:
+        """(Re)initialise own parameters with transformers' init helpers, which skip weights already loaded."""
+
+
+def signed_distance(seq_len: int, device) -> torch.Tensor:
+    """[T, T] matrix of i - j (query minus key): positive when the key is left of the query."""
+    positions = torch.arange(seq_len, device=device)
+    return positions[:, None] - positions[None, :]
+
+
+def gather_relative(scores_by_distance: torch.Tensor, distance_index: torch.Tensor) -> torch.Tensor:
+    """Turn [B, H, T, R] scores of each row against R relative-position embeddings into [B, H, T, T] by picking,
+    for entry (i, j), the embedding `distance_index[i, j]`. Costs T*R dot products instead of T*T*D."""
+    batch, heads, seq_len, _ = scores_by_distance.shape
+    index = distance_index.expand(batch, heads, seq_len, distance_index.shape[-1])
+    return torch.gather(scores_by_distance, -1, index)
+
+
+# ----------------------------------------------------------------------------------------------------- none
+class NoPositionalEncoding(PositionalEncoding):
+    """NoPE: no positional information at all; the negative control. Attention is permutation-equivariant, so
+    word order is invisible to the model. Route: none. Parameters: none. Symmetric by construction."""
+
+    name = "nope"
+    route = "none"
+    paper = "Negative control (no positional encoding); see Haviv et al. 2022, Transformer LMs without positional encodings"
+
+
+# ---------------------------------------------------------------------------------------------------- embed
+class LearnedAbsoluteEncoding(PositionalEncoding):
+    """BERT's learned absolute position table (Devlin et al. 2019), added to the token embeddings.
+    Route: embed. Parameters: a [max_position_embeddings, hidden_size] table. Not symmetric by construction.
+    Cannot run on sequences longer than its table."""
+
+    name = "learned"
+    route = "embed"
+    paper = "Devlin et al. 2019, BERT"
+    symmetric = False
+    extrapolates = False
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+
+    def embeddings(self, seq_len: int, device, dtype) -> torch.Tensor:
+        return self.position_embeddings.weight[:seq_len].to(dtype)
+
+
+class SinusoidalEncoding(PositionalEncoding):
+    """Fixed sine/cosine position vectors (Vaswani et al. 2017) added to the token embeddings, optionally times a
+    learnable scalar (`sinusoidal_learnable_scale`). Route: embed. Computed on the fly, so any length works.
+    Not symmetric by construction (the dot product of two such vectors is, but the projections need not be)."""
+
+    name = "sinusoidal"
+    route = "embed"
+    paper = "Vaswani et al. 2017, Attention is all you need"
+    symmetric = False
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.hidden_size = config.hidden_size
+        self.scale = nn.Parameter(torch.ones(1)) if config.sinusoidal_learnable_scale else None
+
+    def reset_parameters(self) -> None:
+        if self.scale is not None:
+            init.ones_(self.scale)
+
+    def embeddings(self, seq_len: int, device, dtype) -> torch.Tensor:
+        positions = torch.arange(seq_len, device=device, dtype=torch.float32)[:, None]
+        frequencies = torch.exp(
+            torch.arange(0, self.hidden_size, 2, device=device, dtype=torch.float32)
+            * (-math.log(10000.0) / self.hidden_size)
+        )
+        table = torch.zeros(seq_len, self.hidden_size, device=device)
+        table[:, 0::2] = torch.sin(positions * frequencies)
+        table[:, 1::2] = torch.cos(positions * frequencies[: self.hidden_size // 2])
+        if self.scale is not None:
+            table = table * self.scale
+        return table.to(dtype)
+
+
+# --------------------------------------------------------------------------------------------------- rotate
+class RotaryEncoding(PositionalEncoding):
+    """RoPE (Su et al. 2021): rotates each pair of query/key dimensions by an angle proportional to the position,
+    so q_i . k_j depends on i - j only. Route: rotate. Parameters: `rope_theta` (the base of the frequencies).
+    Needs an even head dimension. Symmetric in the positional factor (cos is even) but the sine terms pair with
+    content, so not symmetric by construction."""
+
+    name = "rope"
+    route = "rotate"
+    paper = "Su et al. 2021, RoFormer: enhanced transformer with rotary position embedding"
+    symmetric = False
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.rope_theta = config.rope_theta
+
+    def rotate(self, query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        seq_len, device = query.shape[-2], query.device
+        inverse_frequencies = self.rope_theta ** (
+            -torch.arange(0, self.head_dim, 2, device=device, dtype=torch.float32) / self.head_dim
+        )
+        angles = torch.arange(seq_len, device=device, dtype=torch.float32)[:, None] * inverse_frequencies
+        angles = torch.cat((angles, angles), dim=-1)
+        cos, sin = angles.cos().to(query.dtype), angles.sin().to(query.dtype)
+        return query * cos + rotate_half(query) * sin, key * cos + rotate_half(key) * sin
+
+
+def rotate_half(states: torch.Tensor) -> torch.Tensor:
+    first, second = states.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+# ----------------------------------------------------------------------------------------------------- bias
+class BiasEncoding(PositionalEncoding):
+    """Base of the bias route: `bias(seq_len, device)` returns a float32 [H, T, T] additive logit bias."""
+
+    route = "bias"
+
+    def bias(self, seq_len: int, device) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def t5_relative_bucket(relative_position: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
+    """T5's bidirectional bucketing of j - i: half the buckets per direction, exact for small distances,
+    logarithmic up to max_distance, and the last bucket for everything beyond."""
+    half = num_buckets // 2
+    buckets = (relative_position > 0).long() * half
+    distance = relative_position.abs()
+    max_exact = half // 2
+    log_bucket = max_exact + (
+        torch.log(distance.float().clamp(min=1) / max_exact) / math.log(max_distance / max_exact) * (half - max_exact)
+    ).long()
+    log_bucket = log_bucket.clamp(max=half - 1)
+    return buckets + torch.where(distance < max_exact, distance, log_bucket)
+
+
+class T5RelativeBias(BiasEncoding):
+    """T5's learned relative bias (Raffel et al. 2020): one scalar per head for each bucket of j - i, buckets
+    logarithmic beyond a few tokens. Route: bias. Parameters: `relative_attention_num_buckets`,
+    `relative_attention_max_distance`. Not symmetric by construction (left and right have their own buckets)."""
+
+    name = "t5"
+    paper = "Raffel et al. 2020, Exploring the limits of transfer learning with a unified text-to-text transformer (T5)"
+    symmetric = False
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_buckets = config.relative_attention_num_buckets
+        self.max_distance = config.relative_attention_max_distance
+        self.relative_attention_bias = nn.Embedding(self.num_buckets, self.num_heads)
+
+    def bias(self, seq_len: int, device) -> torch.Tensor:
+        buckets = t5_relative_bucket(-signed_distance(seq_len, device), self.num_buckets, self.max_distance)
+        return self.relative_attention_bias(buckets).permute(2, 0, 1).float()
+
+
+def alibi_slopes(num_heads: int) -> torch.Tensor:
+    """ALiBi's geometric slopes 2^(-8/n), 2^(-16/n), ...; for a head count that is not a power of two, the slopes
+    of the nearest lower power of two followed by every other slope of the next one (Press et al. 2022)."""
+    closest_power = 2 ** math.floor(math.log2(num_heads))
+
+    def geometric(count: int) -> list[float]:
+        return [2.0 ** (-8.0 * (index + 1) / count) for index in range(count)]
+
+    slopes = geometric(closest_power)
+    if closest_power < num_heads:
+        slopes += geometric(2 * closest_power)[0::2][: num_heads - closest_power]
+    return torch.tensor(slopes)
+
+
+class ALiBiBias(BiasEncoding):
+    """ALiBi (Press et al. 2022): bias -m_h * |i - j| with geometric per-head slopes m_h, symmetric in |i - j| as in
+    MosaicBERT and JinaBERT. Route: bias. Parameters: `alibi_symmetric` (default True); when False each head gets
+    the slope m_h for keys on its left and the slope of the mirrored head m_(H-1-h) on its right, so some heads
+    look mostly left and others mostly right; `alibi_learnable_slopes` makes the slopes trainable from those
+    values. Symmetric by construction only with `alibi_symmetric=True` and fixed slopes."""
+
+    name = "alibi"
+    paper = "Press et al. 2022, Train short, test long: attention with linear biases (ALiBi)"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.asymmetric = not config.alibi_symmetric
+        self.symmetric = config.alibi_symmetric and not config.alibi_learnable_slopes
+        left = alibi_slopes(self.num_heads)
+        slopes = torch.stack((left, left.flip(0))) if self.asymmetric else left[None]
+        if config.alibi_learnable_slopes:
+            self.slopes = nn.Parameter(slopes)
+        else:
+            self.register_buffer("slopes", slopes, persistent=False)
+
+    def reset_parameters(self) -> None:
+        left = alibi_slopes(self.num_heads)
+        init.copy_(self.slopes, torch.stack((left, left.flip(0))) if self.asymmetric else left[None])
+
+    def bias(self, seq_len: int, device) -> torch.Tensor:
+        distance = signed_distance(seq_len, device).float()
+        left_slopes, right_slopes = self.slopes[0], self.slopes[-1]
+        key_is_left = (distance > 0)[None]
+        slope = torch.where(key_is_left, left_slopes[:, None, None], right_slopes[:, None, None])
+        return -slope.float() * distance.abs()[None]
+
+
+class KerpleBias(BiasEncoding):
+    """KERPLE (Chi et al. 2022): conditionally positive-definite kernels of |i - j| with learnable per-head
+    parameters r1, r2 > 0: the logarithmic kernel -r1*log(1 + r2*|i - j|) (`kerple_kernel="log"`, the paper's
+    best) or the power kernel -r1*|i - j|^r2 with 0 < r2 <= 2 (`kerple_kernel="power"`). Route: bias.
+    Symmetric by construction (it depends on |i - j| only)."""
+
+    name = "kerple"
+    paper = "Chi et al. 2022, KERPLE: kernelized relative positional embedding for length extrapolation"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.kernel = config.kerple_kernel
+        self.scale = nn.Parameter(torch.ones(self.num_heads))
+        self.shape = nn.Parameter(torch.ones(self.num_heads))
+
+    def reset_parameters(self) -> None:
+        init.ones_(self.scale)
+        init.ones_(self.shape)
+
+    def bias(self, seq_len: int, device) -> torch.Tensor:
+        distance = signed_distance(seq_len, device).abs().float()[None]
+        # The paper keeps r1, r2 positive by clamping, which leaves the gradient intact inside the range.
+        scale = self.scale.float().clamp(min=1e-2)[:, None, None]
+        if self.kernel == "log":
+            shape = self.shape.float().clamp(min=1e-2)[:, None, None]
+            return -scale * torch.log1p(shape * distance)
+        shape = self.shape.float().clamp(min=1e-2, max=2.0)[:, None, None]
+        return -scale * distance.pow(shape)
+
+
+class FireBias(BiasEncoding):
+    """FIRE (Li et al. 2023): a small MLP maps a log-normalised distance to one bias per head. The paper is causal
+    and normalises psi(i - j) by psi(max(L, i)), the query's own context length, with psi(x) = log(c*x + 1) and
+    learnable c and L. Bidirectional adaptation used here: every query sees the whole sequence, so the context
+    length is T for all queries; the MLP input is sign(i - j) * psi(|i - j|) / psi(max(L, T)), which keeps the
+    left/right distinction the MLP needs to be asymmetric and stays in [-1, 1] at any length.
+    Route: bias. Parameters: `fire_hidden_size`, `fire_init_c`, `fire_init_threshold` (L). Not symmetric by
+    construction."""
+
+    name = "fire"
+    paper = "Li et al. 2023, Functional interpolation for relative positions improves long context transformers (FIRE)"
+    symmetric = False
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.init_c = config.fire_init_c
+        self.init_threshold = config.fire_init_threshold
+        self.mlp = nn.Sequential(nn.Linear(1, config.fire_hidden_size), nn.ReLU(), nn.Linear(config.fire_hidden_size, self.num_heads))
+        self.c = nn.Parameter(torch.tensor(float(self.init_c)))
+        self.threshold = nn.Parameter(torch.tensor(float(self.init_threshold)))
+
+    def reset_parameters(self) -> None:
+        init.constant_(self.c, self.init_c)
+        init.constant_(self.threshold, self.init_threshold)
+
+    def bias(self, seq_len: int, device) -> torch.Tensor:
+        distance = signed_distance(seq_len, device).float()
+        c = self.c.float().abs() + 1e-6  # log(c*x + 1) needs c > 0
+        normaliser = torch.log1p(c * torch.maximum(self.threshold.float().abs(), torch.tensor(float(seq_len), device=device)))
+        features = torch.sign(distance) * torch.log1p(c * distance.abs()) / normaliser
+        return self.mlp(features[..., None].to(self.mlp[0].weight.dtype)).permute(2, 0, 1).float()
+
+
+def per_head_values(value, num_heads: int, per_head: bool) -> list[float]:
+    """A float or list of floats as the list of starting values: one per head, or a single shared one."""
+    values = [float(item) for item in value] if isinstance(value, (list, tuple)) else [float(value)]
+    return values * num_heads if per_head and len(values) == 1 else values
+
+
+class AttenuatedBias(BiasEncoding):
+    """The locality/symmetry paper's attenuated encoding (Chen et al. 2023): a Gaussian penalty on the distance
+    d = |i - j|, -w*d^2 for keys left of the query and -s*w*d^2 for keys right of it. `w`
+    (`attenuation_strength`) dials locality, `s` (`attenuation_symmetry`) dials symmetry: s = 1 is symmetric,
+    s < 1 favours the right, s > 1 the left. Each is a float (shared by all heads) or a list with one value per
+    head; `attenuation_per_head=True` expands a float to one value per head and `attenuation_learnable=True`
+    trains them. Route: bias. Symmetric by construction when s = 1 and the values are fixed."""
+
+    name = "attenuated"
+    paper = "Chen, Varoquaux, Suchanek 2023, The locality and symmetry of positional encodings"
+
+    def __init__(self, config):
+        super().__init__(config)
+        per_head = config.attenuation_per_head
+        self.init_strength = per_head_values(config.attenuation_strength, self.num_heads, per_head)
+        self.init_symmetry = per_head_values(config.attenuation_symmetry, self.num_heads, per_head)
+        self.symmetric = all(ratio == 1 for ratio in self.init_symmetry) and not config.attenuation_learnable
+        if config.attenuation_learnable:
+            self.strength = nn.Parameter(torch.tensor(self.init_strength))
+            self.symmetry_ratio = nn.Parameter(torch.tensor(self.init_symmetry))
+        else:
+            self.register_buffer("strength", torch.tensor(self.init_strength), persistent=False)
+            self.register_buffer("symmetry_ratio", torch.tensor(self.init_symmetry), persistent=False)
+
+    def reset_parameters(self) -> None:
+        init.copy_(self.strength, torch.tensor(self.init_strength))
+        init.copy_(self.symmetry_ratio, torch.tensor(self.init_symmetry))
+
+    def bias(self, seq_len: int, device) -> torch.Tensor:
+        distance = signed_distance(seq_len, device).float()
+        # Learnable values may drift negative; a negative w or s would reward distance, so keep them >= 0.
+        strength = self.strength.float().clamp(min=0).expand(self.num_heads)[:, None, None]
+        ratio = self.symmetry_ratio.float().clamp(min=0).expand(self.num_heads)[:, None, None]
+        side_factor = torch.where((distance < 0)[None], ratio, torch.ones_like(ratio))
+        return -strength * side_factor * distance.square()[None]
+
+
+class TupeBias(BiasEncoding):
+    """TUPE-R (Ke et al. 2021): positions leave the token embeddings and enter attention as an untied positional
+    correlation (p_i U_q)(p_j U_k)^T / sqrt(2d) with their own table and projections, plus T5's relative bias;
+    content logits are scaled by 1/sqrt(2d). The [CLS] token (position 0) is untied from positions: its row and
+    column of the correlation are replaced by two learned values per head. Computed once per forward and shared
+    by all layers. Route: bias. Parameters: `max_position_embeddings`, `relative_attention_num_buckets`,
+    `relative_attention_max_distance`, `tupe_untie_cls`. Not symmetric by construction; cannot extrapolate beyond
+    its absolute table."""
+
+    name = "tupe"
+    paper = "Ke, He, Liu 2021, Rethinking positional encoding in language pre-training (TUPE)"
+    symmetric = False
+    extrapolates = False
+    scale_divisor = 2
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.position_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.position_query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.position_key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.relative = T5RelativeBias(config)
+        self.untie_cls = config.tupe_untie_cls
+        if self.untie_cls:
+            self.cls_to_others = nn.Parameter(torch.zeros(self.num_heads))
+            self.others_to_cls = nn.Parameter(torch.zeros(self.num_heads))
+
+    def reset_parameters(self) -> None:
+        if self.untie_cls:
+            init.zeros_(self.cls_to_others)
+            init.zeros_(self.others_to_cls)
+
+    def bias(self, seq_len: int, device) -> torch.Tensor:
+        positions = self.position_norm(self.position_embeddings.weight[:seq_len])
+        queries = self.position_query(positions).view(seq_len, self.num_heads, self.head_dim).transpose(0, 1)
+        keys = self.position_key(positions).view(seq_len, self.num_heads, self.head_dim).transpose(0, 1)
+        correlation = (queries @ keys.transpose(-1, -2)).float() / math.sqrt(2 * self.head_dim)
+        if self.untie_cls:
+            correlation = correlation.clone()
+            correlation[:, 0, :] = self.cls_to_others.float()[:, None]
+            correlation[:, 1:, 0] = self.others_to_cls.float()[:, None]
+        return correlation + self.relative.bias(seq_len, device)
+
+
+# ---------------------------------------------------------------------------------------------------- score
+class ScoreEncoding(PositionalEncoding):
+    """Base of the score route: `scores(query, key, layer_index)` returns [B, H, T, T] logits (before scaling)
+    that are added to q.k^T on the eager attention path."""
+
+    route = "score"
+
+    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def clipped_distance_index(seq_len: int, max_distance: int, device) -> torch.Tensor:
+    """Index into a table of 2*max_distance + 1 relative embeddings for each (query i, key j): i - j clipped."""
+    return signed_distance(seq_len, device).clamp(-max_distance, max_distance) + max_distance
+
+
+class ShawRelativeScores(ScoreEncoding):
+    """Shaw et al. 2018: a learned embedding r of the clipped distance i - j per layer, dotted with the query:
+    logit(i, j) = q_i.k_j + q_i.r_(i-j). This is BERT's former `position_embedding_type="relative_key"`.
+    Route: score. Parameters: `max_relative_position` (clipping distance k; longer distances share the last
+    embedding, which is what lets it run at any length). Not symmetric by construction."""
+
+    name = "shaw"
+    paper = "Shaw, Uszkoreit, Vaswani 2018, Self-attention with relative position representations"
+    symmetric = False
+    uses_key_term = False
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.max_relative_position = config.max_relative_position
+        table_size = 2 * self.max_relative_position + 1
+        self.distance_embeddings = nn.Parameter(torch.empty(config.num_hidden_layers, table_size, self.head_dim))
+        self.initializer_range = config.initializer_range
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.distance_embeddings, std=self.initializer_range)
+
+    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int) -> torch.Tensor:
+        table = self.distance_embeddings[layer_index].to(query.dtype)
+        index = clipped_distance_index(query.shape[-2], self.max_relative_position, query.device)
+        total = gather_relative(query @ table.T, index)
+        if self.uses_key_term:
+            total = total + gather_relative(key @ table.T, index.T).transpose(-1, -2)
+        return total
+
+
+class HuangRelativeScores(ShawRelativeScores):
+    """Huang et al. 2020: like Shaw, but the relative embedding is dotted with both the query and the key:
+    logit(i, j) = q_i.k_j + q_i.r_(i-j) + k_j.r_(i-j). This is BERT's former
+    `position_embedding_type="relative_key_query"`. Route: score. Parameters: `max_relative_position`.
+    Not symmetric by construction."""
+
+    name = "huang"
+    paper = "Huang, Liang, Xu, Xiang 2020, Improve transformer models with better relative position embeddings"
+    uses_key_term = True
+
+
+def deberta_log_bucket(relative_position: torch.Tensor, num_buckets: int, max_position: int) -> torch.Tensor:
+    """DeBERTa's bucketing of a signed distance: exact within num_buckets/2, then logarithmic up to max_position."""
+    middle = num_buckets // 2
+    distance = relative_position.abs()
+    log_position = (
+        torch.ceil(torch.log(distance.float().clamp(min=1) / middle) / math.log((max_position - 1) / middle) * (middle - 1))
+        + middle
+    ).long()
+    return torch.where(distance <= middle, relative_position, torch.sign(relative_position) * log_position)
+
+
+class DebertaRelativeScores(ScoreEncoding):
+    """DeBERTa's disentangled attention (He et al. 2021): content-to-position q_i.Kr(delta(i, j)) and
+    position-to-content k_j.Qr(delta(j, i)) terms, where delta is the log-bucketed relative distance, Kr and Qr
+    are per-layer projections of one shared relative-embedding table, and all three terms are scaled by
+    1/sqrt(3d). Route: score. Parameters: `position_buckets`, `max_relative_positions`. Not symmetric by
+    construction."""
+
+    name = "deberta"
+    paper = "He, Liu, Gao, Chen 2021, DeBERTa: decoding-enhanced BERT with disentangled attention"
+    symmetric = False
+    scale_divisor = 3
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.position_buckets = config.position_buckets
+        self.max_relative_positions = config.max_relative_positions
+        self.relative_embeddings = nn.Embedding(2 * self.position_buckets, config.hidden_size)
+        self.relative_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.position_query = nn.ModuleList(
+            nn.Linear(config.hidden_size, config.hidden_size) for _ in range(config.num_hidden_layers)
+        )
+        self.position_key = nn.ModuleList(
+            nn.Linear(config.hidden_size, config.hidden_size) for _ in range(config.num_hidden_layers)
+        )
+
+    def bucket_index(self, seq_len: int, device) -> torch.Tensor:
+        buckets = deberta_log_bucket(signed_distance(seq_len, device), self.position_buckets, self.max_relative_positions)
+        return (buckets + self.position_buckets).clamp(0, 2 * self.position_buckets - 1)
+
+    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int) -> torch.Tensor:
+        table = self.relative_norm(self.relative_embeddings.weight)
+        table_size = table.shape[0]
+        relative_keys = self.position_key[layer_index](table).view(table_size, self.num_heads, self.head_dim)
+        relative_queries = self.position_query[layer_index](table).view(table_size, self.num_heads, self.head_dim)
+        index = self.bucket_index(query.shape[-2], query.device)
+        # [B, H, T, R] = each query (key) against every relative embedding of its head.
+        content_to_position = query @ relative_keys.permute(1, 2, 0).to(query.dtype)
+        position_to_content = key @ relative_queries.permute(1, 2, 0).to(key.dtype)
+        return gather_relative(content_to_position, index) + gather_relative(position_to_content, index).transpose(-1, -2)
+
+
+ENCODINGS: dict[str, type[PositionalEncoding]] = {
+    encoding.name: encoding
+    for encoding in (
+        NoPositionalEncoding,
+        LearnedAbsoluteEncoding,
+        SinusoidalEncoding,
+        ShawRelativeScores,
+        HuangRelativeScores,
+        T5RelativeBias,
+        ALiBiBias,
+        RotaryEncoding,
+        DebertaRelativeScores,
+        TupeBias,
+        KerpleBias,
+        FireBias,
+        AttenuatedBias,
+    )
+}

@@ -1,0 +1,40 @@
+import os
+
+import pytest
+import torch
+
+import hf_posenc
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TINY = dict(
+    vocab_size=120,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=48,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+    # small tables keep every clipping/bucketing branch reachable at test lengths
+    max_relative_position=8,
+    relative_attention_num_buckets=16,
+    relative_attention_max_distance=32,
+    position_buckets=8,
+    max_relative_positions=32,
+)
+
+
+def tiny_config(variant: str, **overrides) -> hf_posenc.PosEncConfig:
+    """A tiny config of `variant`; options of other variants in TINY are dropped."""
+    config_class = hf_posenc.VARIANTS[variant]
+    accepted = set(hf_posenc.PosEncConfig().to_dict()) | set(config_class().to_dict())
+    settings = {key: value for key, value in TINY.items() if key in accepted}
+    return hf_posenc.create_config(variant, **{**settings, **overrides})
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
