@@ -2,6 +2,7 @@
 
     python examples/pretrain.py --variant rope --output_dir outputs/rope-tiny           # laptop: tiny model
     accelerate launch examples/pretrain.py --variant alibi --size base --bf16 ...       # several GPUs
+    accelerate launch --multi_gpu --num_processes 2 examples/pretrain.py ...            # 2 processes, even on CPU
 
 Every TrainingArguments flag works (--max_steps, --learning_rate, --per_device_train_batch_size, --bf16, ...).
 The defaults pretrain a tiny model on the built-in English corpus (a Wikipedia sample and fairy tales fetched
@@ -13,14 +14,15 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 
+import torch
 from transformers import (
     AutoModelForMaskedLM,
     AutoTokenizer,
-    DataCollatorForLanguageModeling,
     HfArgumentParser,
     Trainer,
     TrainingArguments,
@@ -28,7 +30,7 @@ from transformers import (
 )
 
 import hf_posenc
-from hf_posenc import data
+from hf_posenc import data, hub
 from hf_posenc.callbacks import LocalitySymmetryCallback
 
 # BERT-tiny/mini/small sizes (Turc et al. 2019) and BERT-base, the paper's size.
@@ -208,6 +210,10 @@ def load_tokenizer(data_args, documents, max_seq_length: int):
 def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
     parser = HfArgumentParser((ModelArguments, VariantArguments, DataArguments, RunArguments, TrainingArguments))
     parser.set_defaults(**TRAINING_DEFAULTS)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        # Several processes and no GPU (`accelerate launch --multi_gpu` on a CPU machine): Trainer must be told
+        # to use the CPU, which gives it the gloo backend; otherwise each process would train on its own.
+        parser.set_defaults(use_cpu=True)
     model_args, variant_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     check_arguments(model_args, data_args, run_args, training_args)
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # hf_posenc.hub publishes below
@@ -231,7 +237,7 @@ def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=data_args.mlm_probability),
+        data_collator=data.StaticMaskingCollator(tokenizer, mlm_probability=data_args.mlm_probability, mask_seed=training_args.seed),
         processing_class=tokenizer,
         callbacks=list(extra_callbacks),
     )
@@ -249,6 +255,7 @@ def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
     evaluation = trainer.evaluate()
     results = {
         "variant": model_args.variant,
+        "max_seq_length": data_args.max_seq_length,
         "train_steps": trainer.state.global_step,
         "train_loss": train_result.training_loss,
         "eval_loss": evaluation["eval_loss"],
@@ -257,13 +264,9 @@ def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
         "tokenizer": data_args.tokenizer_name or f"WordPiece trained on the training text ({len(tokenizer)} tokens)",
     }
     if metrics_callback.summaries:
-        final = metrics_callback.summaries[-1][1]
-        results.update({name: final[name] for name in ("locality", "symmetry", "symmetry_scale_aware")})
-        results["per_layer"] = [
-            {"layer": layer, **{name: final["per_layer"][name][layer] for name in ("locality", "symmetry", "symmetry_scale_aware")}}
-            for layer in range(final["num_layers"])
-        ]
+        results.update(hub.attention_results(metrics_callback.summaries[-1][1]))
     trainer.save_model()
+    print(f"process {training_args.process_index}/{training_args.world_size} finished {trainer.state.global_step} steps")
     if trainer.is_world_process_zero():
         Path(training_args.output_dir, "posenc_results.json").write_text(json.dumps(results, indent=2))
         print(json.dumps({key: value for key, value in results.items() if key != "per_layer"}, indent=2))
@@ -273,13 +276,11 @@ def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
 
 
 def publish(trainer, tokenizer, results, training_args) -> None:
-    from hf_posenc import hub
-
     if not training_args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id USER/NAME (the repository to create or update).")
     plots = sorted(str(path) for path in Path(training_args.output_dir, "posenc_plots").glob("*curves*.png"))
     folder = hub.export(trainer.model, tokenizer, Path(training_args.output_dir) / "hub_export",
-                        results={**results, "plots": plots}, overwrite=True)
+                        results={**results, "plots": plots}, overwrite=True, repo_id=training_args.hub_model_id)
     url = hub.push(folder, training_args.hub_model_id, private=bool(training_args.hub_private_repo),
                    token=training_args.hub_token)
     print(f"pushed to {url}")

@@ -131,7 +131,10 @@ class LocalitySymmetryCallback(TrainerCallback):
             return
         summary = measure(self.trainer.accelerator.unwrap_model(model), self.probe_batch)
         self.summaries.append((state.global_step, summary))
+        # trainer.log clears control.should_log, which would cancel the Trainer's own loss log of this step.
+        should_log = control.should_log
         self.trainer.log(flatten_for_logging(summary, self.per_head))
+        control.should_log = should_log
         if self.heatmap_every and len(self.summaries) % self.heatmap_every == 0:
             self.draw_heatmaps(args.output_dir, state.global_step, summary)
         if is_last_step and self.final_plot:

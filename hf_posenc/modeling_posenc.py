@@ -269,7 +269,7 @@ class PosEncForMaskedLM(PosEncPreTrainedModel):
         self.lm_head.decoder = new_embeddings
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+                output_attentions=None, output_hidden_states=None, return_dict=None, num_items_in_batch=None, **kwargs):
         outputs = self.posenc(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True, **kwargs,
@@ -281,8 +281,10 @@ class PosEncForMaskedLM(PosEncPreTrainedModel):
         else:
             masked = labels != -100
             logits = self.lm_head(sequence_output[masked])
-            # Summing over no masked token gives 0 with a gradient path, where mean() would give NaN.
-            loss = F.cross_entropy(logits.float(), labels[masked], reduction="sum") / masked.sum().clamp(min=1)
+            # Trainer passes num_items_in_batch, the masked tokens of the whole step (all devices, all accumulated
+            # micro-batches), so that every token weighs the same. A sum over no masked token is 0, not NaN.
+            total = masked.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+            loss = F.cross_entropy(logits.float(), labels[masked], reduction="sum") / total
         output = MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
         return output if return_dict is not False else output.to_tuple()
 
@@ -290,6 +292,8 @@ class PosEncForMaskedLM(PosEncPreTrainedModel):
 class PosEncForSequenceClassification(PosEncPreTrainedModel):
     """Encoder plus a classifier on the first token ([CLS]): dropout, dense + tanh, dropout, linear.
     Regression when num_labels == 1, cross-entropy otherwise (multi-label with problem_type)."""
+
+    accepts_loss_kwargs = False  # the loss is a mean over the batch: Trainer must not rescale it by token counts
 
     def __init__(self, config: PosEncConfig):
         super().__init__(config)

@@ -1,13 +1,14 @@
 import os
 
-import pytest
-import torch
-
-import hf_posenc
-
+# huggingface_hub reads these once, at import: set them before anything imports it. No test talks to the real Hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import hf_posenc  # noqa: E402
 
 TINY = dict(
     vocab_size=120,

@@ -381,3 +381,13 @@ def test_uniform_attention_without_position_is_permutation_equivariant():
     permutation = torch.randperm(12)
     torch.testing.assert_close(model(ids[:, permutation]).logits, model(ids).logits[:, permutation], atol=1e-5, rtol=1e-5)
     assert math.isclose(float(model(ids, output_attentions=True).attentions[0].sum()), 4 * 12, rel_tol=1e-5)
+
+
+def test_mlm_loss_uses_trainers_token_count_when_given():
+    model = tiny_mlm("alibi").eval()
+    ids = random_ids()
+    labels = torch.full_like(ids, -100)
+    labels[0, :4] = ids[0, :4]
+    mean_loss = model(ids, labels=labels).loss
+    torch.testing.assert_close(model(ids, labels=labels, num_items_in_batch=torch.tensor(8)).loss, mean_loss / 2)
+    assert hf_posenc.model_classes("alibi")["AutoModelForSequenceClassification"].accepts_loss_kwargs is False

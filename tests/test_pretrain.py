@@ -1,0 +1,212 @@
+"""examples/pretrain.py and the LocalitySymmetryCallback, run for real: Trainer, accelerate, TensorBoard."""
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from transformers import BertConfig, BertForMaskedLM, Trainer, TrainerCallback, TrainingArguments
+
+from hf_posenc.callbacks import LocalitySymmetryCallback, measure, probe_batch_from_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "examples" / "pretrain.py"
+TINY_RUN = [
+    "--corpus", "stdlib", "--vocab_size", "1000", "--max_seq_length", "32",
+    "--config_overrides", "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64",
+    "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--max_steps", "12",
+    "--logging_steps", "4", "--eval_steps", "6", "--save_steps", "6", "--warmup_steps", "0",
+    "--posenc_probe_sequences", "4", "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
+]
+
+
+def load_pretrain_module():
+    spec = importlib.util.spec_from_file_location("pretrain_example", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def scalars(output_dir: Path) -> dict[str, list]:
+    found = {}
+    for events in sorted(output_dir.glob("runs/**/events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            found.setdefault(tag, []).extend(event.step for event in accumulator.Scalars(tag))
+    return found
+
+
+def test_cli_run_logs_metrics_to_tensorboard_and_saves_safetensors(tmp_path):
+    output = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--variant", "alibi", "--output_dir", str(output), *TINY_RUN],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    tags = scalars(output)
+    # Trainer's TensorBoard reporter files every non-eval log under "train/".
+    for tag in ("posenc/locality", "posenc/symmetry", "posenc/symmetry_scale_aware", "posenc/layer_0/locality",
+                "posenc/layer_1/symmetry", "posenc/layer_1/symmetry_scale_aware", "loss"):
+        assert f"train/{tag}" in tags, (tag, sorted(tags))
+    assert "eval/loss" in tags
+    assert tags["train/posenc/locality"] == [4, 8, 12]
+    assert (output / "model.safetensors").exists() and (output / "checkpoint-12" / "model.safetensors").exists()
+    state = json.loads((output / "checkpoint-12" / "trainer_state.json").read_text())
+    logged = [entry for entry in state["log_history"] if "posenc/locality" in entry]
+    assert [entry["step"] for entry in logged] == [4, 8, 12]
+    assert all(0 < entry["posenc/locality"] < 1 for entry in logged)
+    results = json.loads((output / "posenc_results.json").read_text())
+    assert results["train_steps"] == 12 and results["perplexity"] > 1
+    assert results["locality"] == pytest.approx(logged[-1]["posenc/locality"])
+    losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+    assert losses[-1] < losses[0]
+    assert (output / "posenc_plots" / "locality_symmetry_curves.png").stat().st_size > 0
+    assert (output / "tokenizer.json").exists()
+
+
+def test_accelerate_launch_two_processes_on_cpu(tmp_path):
+    """accelerate 1.x's `--cpu` always starts one process (without MPI); `--multi_gpu` starts them with torchrun,
+    and on a machine without GPUs the script switches Trainer to the CPU (gloo backend)."""
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    output = tmp_path / "ddp"
+    result = subprocess.run(
+        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", str(SCRIPT), "--variant", "rope", "--output_dir", str(output), *TINY_RUN],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    finished = sorted(re.findall(r"process (\d)/2 finished 12 steps", result.stdout))
+    assert finished == ["0", "1"], result.stdout[-2000:]
+    results = json.loads((output / "posenc_results.json").read_text())
+    assert results["train_loss"] < 8  # the loss of 2 processes is not doubled: ln(1000) = 6.9 at the start
+    tags = scalars(output)
+    assert tags["train/posenc/locality"] == [4, 8, 12]  # measured and logged once, by the main process
+    writers = {events.name.split(".")[-2] for events in output.glob("runs/**/events.out.tfevents.*")}
+    assert len(writers) == 1  # event files carry the writer's pid: only the main process reports
+
+
+class StopAtStep(TrainerCallback):
+    """Simulates a crash right after a checkpoint: training stops and nothing else is written."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def loss_by_step(output_dir: Path, checkpoint: str) -> dict[int, float]:
+    state = json.loads((output_dir / checkpoint / "trainer_state.json").read_text())
+    return {entry["step"]: entry["loss"] for entry in state["log_history"] if "loss" in entry}
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    pretrain = load_pretrain_module()
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    # A logged loss averages the steps since the previous log, so logs must fall on the checkpoint step.
+    run = ["--variant", "attenuated", *TINY_RUN, "--logging_steps", "3"]
+    pretrain.main([*run, "--output_dir", str(straight)])
+    stopped = pretrain.main([*run, "--output_dir", str(interrupted)], extra_callbacks=[StopAtStep(6)])
+    assert stopped == {"stopped_at_step": 6}
+    assert not (interrupted / "checkpoint-12").exists()
+    pretrain.main([*run, "--output_dir", str(interrupted), "--resume_from_checkpoint", str(interrupted / "checkpoint-6")])
+    expected, resumed = loss_by_step(straight, "checkpoint-12"), loss_by_step(interrupted, "checkpoint-12")
+    assert sorted(resumed) == sorted(expected) == [3, 6, 9, 12]
+    for step in (9, 12):
+        assert resumed[step] == pytest.approx(expected[step], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--variant", "rotary"], "Unknown positional-encoding variant 'rotary'"),
+        (["--variant", "learned", "--max_seq_length", "600"], "exceeds the 512-row position table of 'learned'"),
+        (["--train_file", "/nonexistent/corpus.txt"], "--train_file /nonexistent/corpus.txt does not exist"),
+        (["--tokenizer_name", "/nonexistent/tokenizer"], "is not a folder here"),
+        (["--corpus", "klingon"], "Unknown --corpus 'klingon'"),
+        (["--size", "huge"], "Unknown --size 'huge'"),
+    ],
+)
+def test_bad_arguments_fail_before_training(tmp_path, arguments, message):
+    pretrain = load_pretrain_module()
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        pretrain.main(["--output_dir", str(tmp_path / "out"), *arguments])
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_corpus_and_vocabulary_mismatch_are_refused(tmp_path):
+    pretrain = load_pretrain_module()
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(ValueError, match="empty"):
+        pretrain.main(["--output_dir", str(tmp_path / "a"), "--train_file", str(empty)])
+    from hf_posenc import data
+
+    tokenizer = data.train_wordpiece_tokenizer([["a small corpus of words", "more words here"]] * 20, vocab_size=60)
+    tokenizer.save_pretrained(tmp_path / "tok")
+    with pytest.raises(ValueError, match=f"has {len(tokenizer)} tokens but --vocab_size is 999"):
+        pretrain.main(["--output_dir", str(tmp_path / "b"), "--corpus", "stdlib", "--tokenizer_name",
+                       str(tmp_path / "tok"), "--vocab_size", "999"])
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_trained_model_is_never_overwritten_silently(tmp_path):
+    pretrain = load_pretrain_module()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "config.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="already holds a trained model"):
+        pretrain.main(["--output_dir", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "config.json").read_text() == "{}"
+
+
+def test_callback_works_on_a_stock_sdpa_bert_and_restores_its_state(tmp_path):
+    """A transformers model whose SDPA path returns no weights: the callback switches it to eager for the probe
+    and restores SDPA and train mode afterwards."""
+    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                       intermediate_size=64, attn_implementation="sdpa"))
+    dataset = [{"input_ids": torch.randint(5, 50, (16,)).tolist(), "attention_mask": [1] * 16} for _ in range(6)]
+    dataset[1]["attention_mask"] = [1] * 10 + [0] * 6
+    batch = probe_batch_from_dataset(dataset, 4)
+    model.train()
+    summary = measure(model, batch)
+    assert model.training and model.config._attn_implementation == "sdpa"
+    assert summary["num_layers"] == 2 and 0 < summary["locality"] < 1
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(dataset)
+
+        def __getitem__(self, index):
+            row = dataset[index]
+            ids = torch.tensor(row["input_ids"])
+            return {"input_ids": ids, "attention_mask": torch.tensor(row["attention_mask"]), "labels": ids}
+
+    trainer = Trainer(model=model, train_dataset=Rows(), args=TrainingArguments(
+        output_dir=str(tmp_path), max_steps=3, logging_steps=1, report_to=[], per_device_train_batch_size=2,
+        disable_tqdm=True, dataloader_pin_memory=False, save_strategy="no"))
+    callback = LocalitySymmetryCallback.install(trainer, probe_batch=batch, every_n_steps=2, per_head=True, final_plot=False)
+    trainer.train()
+    assert [step for step, _ in callback.summaries] == [2, 3]
+    logged = [entry for entry in trainer.state.log_history if "posenc/locality" in entry]
+    assert [entry["step"] for entry in logged] == [2, 3]
+    assert "posenc/layer_1/head_3/symmetry_scale_aware" in logged[0]
+
+
+def test_callback_without_its_trainer_says_how_to_install_it(tmp_path):
+    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                       intermediate_size=64))
+    trainer = Trainer(model=model, train_dataset=[{"input_ids": torch.ones(8, dtype=torch.long)}] * 4,
+                      args=TrainingArguments(output_dir=str(tmp_path), max_steps=1, report_to=[]))
+    trainer.add_callback(LocalitySymmetryCallback(probe_batch={"input_ids": torch.ones(1, 8, dtype=torch.long),
+                                                               "attention_mask": torch.ones(1, 8, dtype=torch.long)}))
+    with pytest.raises(RuntimeError, match=r"LocalitySymmetryCallback.install\(trainer"):
+        trainer.train()
