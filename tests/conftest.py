@@ -39,3 +39,19 @@ def tiny_config(variant: str, **overrides) -> hf_posenc.PosEncConfig:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+SENTENCES = [
+    "the cat sat on the mat while the dog slept by the door",
+    "a man is playing a guitar on the corner of a busy street",
+    "two women are walking along the beach as the sun sets",
+    "the children laughed when the small dog chased the red ball",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A real WordPiece tokenizer trained on a few sentences (the same code path as pretraining)."""
+    from hf_posenc import data
+
+    return data.train_wordpiece_tokenizer([SENTENCES] * 30, vocab_size=120, min_frequency=1)

@@ -391,3 +391,15 @@ def test_mlm_loss_uses_trainers_token_count_when_given():
     mean_loss = model(ids, labels=labels).loss
     torch.testing.assert_close(model(ids, labels=labels, num_items_in_batch=torch.tensor(8)).loss, mean_loss / 2)
     assert hf_posenc.model_classes("alibi")["AutoModelForSequenceClassification"].accepts_loss_kwargs is False
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_fill_mask_pipeline_works_with_every_variant(variant, tiny_tokenizer):
+    from transformers import pipeline
+
+    model = AutoModelForMaskedLM.from_config(tiny_config(variant, vocab_size=len(tiny_tokenizer))).eval()
+    fill = pipeline("fill-mask", model=model, tokenizer=tiny_tokenizer, top_k=3)
+    predictions = fill("the cat sat on the [MASK] while the dog slept")
+    assert len(predictions) == 3
+    assert all(0 <= prediction["score"] <= 1 and prediction["token_str"] for prediction in predictions)
+    assert predictions[0]["score"] >= predictions[-1]["score"]
