@@ -88,6 +88,7 @@ class DataArguments:
 
 @dataclass
 class RunArguments:
+    posenc_metrics: bool = field(default=True, metadata={"help": "log locality and symmetry while training"})
     posenc_every_n_steps: int | None = field(default=None, metadata={"help": "measure locality/symmetry every N steps (default: logging_steps)"})
     posenc_probe_sequences: int = field(default=8, metadata={"help": "validation sequences in the probe batch"})
     posenc_per_head: bool = field(default=False, metadata={"help": "also log every head's metrics"})
@@ -241,14 +242,16 @@ def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
         processing_class=tokenizer,
         callbacks=list(extra_callbacks),
     )
-    metrics_callback = LocalitySymmetryCallback.install(
-        trainer,
-        probe_dataset=eval_dataset,
-        num_probe_sequences=run_args.posenc_probe_sequences,
-        every_n_steps=run_args.posenc_every_n_steps,
-        per_head=run_args.posenc_per_head,
-        heatmap_every=run_args.posenc_heatmap_every,
-    )
+    metrics_callback = None
+    if run_args.posenc_metrics:
+        metrics_callback = LocalitySymmetryCallback.install(
+            trainer,
+            probe_dataset=eval_dataset,
+            num_probe_sequences=run_args.posenc_probe_sequences,
+            every_n_steps=run_args.posenc_every_n_steps,
+            per_head=run_args.posenc_per_head,
+            heatmap_every=run_args.posenc_heatmap_every,
+        )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     if trainer.state.global_step < trainer.state.max_steps:  # stopped early (by a callback): no final save
         return {"stopped_at_step": trainer.state.global_step}
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
         "dataset": data_args.train_file or data_args.dataset_name or f"hf_posenc built-in corpus '{data_args.corpus}'",
         "tokenizer": data_args.tokenizer_name or f"WordPiece trained on the training text ({len(tokenizer)} tokens)",
     }
-    if metrics_callback.summaries:
+    if metrics_callback is not None and metrics_callback.summaries:
         results.update(hub.attention_results(metrics_callback.summaries[-1][1]))
     trainer.save_model()
     print(f"process {training_args.process_index}/{training_args.world_size} finished {trainer.state.global_step} steps")

@@ -403,3 +403,37 @@ def test_fill_mask_pipeline_works_with_every_variant(variant, tiny_tokenizer):
     assert len(predictions) == 3
     assert all(0 <= prediction["score"] <= 1 and prediction["token_str"] for prediction in predictions)
     assert predictions[0]["score"] >= predictions[-1]["score"]
+
+
+@pytest.mark.parametrize("variant", ["nope", "learned", "sinusoidal", "t5", "alibi", "tupe", "kerple", "fire", "attenuated"])
+def test_position_attention_is_row_stochastic_and_measurable(variant):
+    from hf_posenc import metrics
+
+    attention = metrics.position_attention(tiny_mlm(variant), 24)
+    layers = 1 if hf_posenc.ENCODINGS[variant].route == "embed" else 2
+    assert attention.shape == (layers, 4, 24, 24) and attention.dtype == torch.float64
+    torch.testing.assert_close(attention.sum(-1), torch.ones(layers, 4, 24, dtype=torch.float64))
+    assert metrics.locality(attention).shape == (layers, 4)
+
+
+def test_position_attention_reads_locality_and_symmetry_without_data():
+    from hf_posenc import metrics
+
+    def read(**overrides):
+        attention = metrics.position_attention(tiny_mlm("attenuated", **overrides), 32)
+        return metrics.locality(attention).mean().item(), metrics.symmetry(attention, method="scale_aware").mean().item()
+
+    wide, narrow = read(attenuation_strength=0.01), read(attenuation_strength=1.0)
+    assert narrow[0] > wide[0]  # a stronger penalty w is more local
+    assert read(attenuation_symmetry=1.0)[1] == pytest.approx(1.0)
+    assert read(attenuation_symmetry=0.2)[1] < 0.9  # s != 1 breaks symmetry
+    nope_locality = metrics.locality(metrics.position_attention(tiny_mlm("nope"), 32)).mean().item()
+    assert nope_locality == pytest.approx((1 + 2 * sum(2.0 ** -d * (32 - d) for d in range(1, 32)) / 32) / 32, rel=1e-9)
+
+
+@pytest.mark.parametrize("variant", ["rope", "shaw", "huang", "deberta"])
+def test_position_attention_refuses_query_dependent_encodings(variant):
+    from hf_posenc import metrics
+
+    with pytest.raises(ValueError, match="no attention from position alone"):
+        metrics.position_attention(tiny_mlm(variant), 16)

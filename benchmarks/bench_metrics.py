@@ -1,0 +1,244 @@
+"""Speed of hf_posenc.metrics against a naive pure-Python loop implementation of the same definitions.
+
+Measures locality and both symmetries on BERT-base-sized attentions (12 layers x 12 heads of 128 x 128,
+float64), and reports:
+  * the ratio to a naive loop implementation (written here from the definitions, on Python lists),
+  * the ratio to a paper-style implementation (numpy + scikit-learn's MinMaxScaler once per row), if
+    scikit-learn is installed,
+  * the ratio to one pass over the same tensor (``A.sum()``), the floor for any exact metric,
+  * the time for a training-size batch: 32 sequences of BERT-base attentions (float32, as a model returns
+    them; the metrics accumulate in float64).
+The naive implementations are slow, so they are timed on a subset of the matrices and scaled per matrix
+(the output says how many). Results: a table on stdout and JSON in benchmarks/results/metrics.json.
+
+    python benchmarks/bench_metrics.py [--device cuda] [--threads 1] [--repeats 5] [--naive-matrices 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from hf_posenc import metrics
+
+LAYERS, HEADS, SEQ_LEN, BATCH = 12, 12, 128, 32
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Baselines, written from the definitions
+# ---------------------------------------------------------------------------------------------------------
+
+
+def naive_locality(matrix: list[list[float]]) -> float:
+    size = len(matrix)
+    total = 0.0
+    for i in range(size):
+        for j in range(size):
+            total += matrix[i][j] * 2.0 ** -abs(i - j)
+    return total / size
+
+
+def naive_symmetry(matrix: list[list[float]]) -> float:
+    size = len(matrix)
+    pooled: list[float] = []
+    for i in range(size):
+        pairs = min(i, size - 1 - i)
+        if pairs == 0:
+            continue
+        differences = [abs(matrix[i][i - t] - matrix[i][i + t]) for t in range(1, pairs + 1)]
+        low, high = min(differences), max(differences)
+        spread = high - low
+        pooled.extend((d - low) / spread if spread >= 10 * 2.220446049250313e-16 else 0.0 for d in differences)
+    return 1.0 - sum(pooled) / len(pooled) if pooled else math.nan
+
+
+def paper_style_symmetry(matrix) -> float:
+    """numpy + one scikit-learn MinMaxScaler fit per row, as the paper's public code computes it."""
+    import numpy
+    from sklearn.preprocessing import MinMaxScaler
+
+    rows = numpy.asarray(matrix)
+    pooled = []
+    for i in range(len(rows)):
+        pairs = min(i, len(rows) - 1 - i)
+        if pairs == 0:
+            continue
+        differences = numpy.abs(rows[i, i - pairs : i] - rows[i, i + 1 : i + pairs + 1][::-1])
+        pooled.extend(MinMaxScaler().fit_transform(differences.reshape(-1, 1)).ravel())
+    return 1.0 - float(numpy.mean(pooled))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------------------------------------
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_time(function, device: torch.device, repeats: int) -> float:
+    """Median wall time of `repeats` runs, after one warm-up run."""
+    function()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def attention_like(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, seed: int) -> torch.Tensor:
+    """Softmax of random scores plus a distance bias: peaked, local-ish, asymmetric, like trained heads."""
+    generator = torch.Generator().manual_seed(seed)
+    size = shape[-1]
+    positions = torch.arange(size, dtype=torch.float64)
+    distance = (positions[None, :] - positions[:, None]).abs()
+    scores = 2.0 * torch.randn(shape, generator=generator, dtype=torch.float64) - 0.3 * distance
+    return torch.softmax(scores, dim=-1).to(device=device, dtype=dtype)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median reported)")
+    parser.add_argument("--naive-matrices", type=int, default=12,
+                        help="matrices the naive loops are timed on (scaled per matrix to all 144)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own choice); 1 is steadier on a shared machine")
+    parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results" / "metrics.json"))
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    count = LAYERS * HEADS
+
+    stacked = attention_like((LAYERS, HEADS, SEQ_LEN, SEQ_LEN), torch.float64, device, seed=0)
+    layers = tuple(stacked[:, None].unbind(0))  # 12 x [1, 12, 128, 128], the layout a model returns
+    vectorized = {
+        "A.sum() (one pass, the floor)": lambda: stacked.sum(),
+        "locality": lambda: metrics.locality(stacked),
+        "symmetry reference": lambda: metrics.symmetry(stacked),
+        "symmetry scale_aware": lambda: metrics.symmetry(stacked, method="scale_aware"),
+        "locality + symmetry reference": lambda: (metrics.locality(stacked), metrics.symmetry(stacked)),
+        "summarize (all three + distance profile)": lambda: metrics.summarize(layers),
+    }
+    timings = {name: median_time(function, device, args.repeats) for name, function in vectorized.items()}
+    floor = timings["A.sum() (one pass, the floor)"]
+
+    subset = stacked.reshape(count, SEQ_LEN, SEQ_LEN)[: args.naive_matrices].double().cpu()
+    as_lists = [matrix.tolist() for matrix in subset]  # conversion not timed: favours the naive baseline
+    start = time.perf_counter()
+    naive_local = [naive_locality(matrix) for matrix in as_lists]
+    naive_locality_each = (time.perf_counter() - start) / len(as_lists)
+    start = time.perf_counter()
+    naive_sym = [naive_symmetry(matrix) for matrix in as_lists]
+    naive_symmetry_each = (time.perf_counter() - start) / len(as_lists)
+    # The naive loops double as a correctness check of the timed code.
+    fast_local = metrics.locality(subset).tolist()
+    fast_sym = metrics.symmetry(subset).tolist()
+    max_error = max(abs(a - b) for a, b in zip(naive_local + naive_sym, fast_local + fast_sym))
+
+    paper_each = None
+    try:
+        import sklearn  # noqa: F401
+
+        paper_subset = subset[: max(1, min(4, len(subset)))].numpy()
+        start = time.perf_counter()
+        for matrix in paper_subset:
+            paper_style_symmetry(matrix)
+        paper_each = (time.perf_counter() - start) / len(paper_subset)
+    except ImportError:
+        pass
+
+    naive_scaled = {
+        "locality": naive_locality_each * count,
+        "symmetry reference": naive_symmetry_each * count,
+        "locality + symmetry reference": (naive_locality_each + naive_symmetry_each) * count,
+    }
+
+    batch_layers = tuple(
+        attention_like((BATCH, HEADS, SEQ_LEN, SEQ_LEN), torch.float32, device, seed=1 + layer)
+        for layer in range(LAYERS)
+    )
+    batch_stacked = torch.stack(batch_layers)
+    batch_repeats = max(1, args.repeats // 2)
+    batch_timings = {
+        "A.sum() (one pass, the floor)": median_time(lambda: batch_stacked.sum(), device, batch_repeats),
+        "locality + symmetry reference": median_time(
+            lambda: (metrics.locality(batch_stacked), metrics.symmetry(batch_stacked)), device, batch_repeats
+        ),
+        "summarize (all three + distance profile)": median_time(
+            lambda: metrics.summarize(batch_layers), device, batch_repeats
+        ),
+    }
+
+    print(f"hf_posenc.metrics on {device} ({platform.processor() or platform.machine()}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads)")
+    print(f"\n{LAYERS} layers x {HEADS} heads x {SEQ_LEN}x{SEQ_LEN} float64 = {count} matrices, median of "
+          f"{args.repeats} runs")
+    print(f"naive pure-Python loops timed on {len(as_lists)} of the {count} matrices and scaled per matrix "
+          f"(max |naive - fast| = {max_error:.1e})")
+    header = f"{'measurement':42s} {'time':>11s} {'x A.sum()':>10s} {'naive loops':>12s} {'speed-up':>9s}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for name, seconds in timings.items():
+        naive = naive_scaled.get(name)
+        row = {"name": name, "seconds": seconds, "relative_to_sum": seconds / floor,
+               "naive_seconds": naive, "speedup_vs_naive": None if naive is None else naive / seconds}
+        rows.append(row)
+        naive_text = "" if naive is None else f"{naive * 1e3:9.0f} ms"
+        speed_text = "" if naive is None else f"{naive / seconds:8.0f}x"
+        print(f"{name:42s} {seconds * 1e3:8.2f} ms {seconds / floor:9.1f}x {naive_text:>12s} {speed_text:>9s}")
+    print(f"\nper 128x128 matrix: naive locality {naive_locality_each * 1e3:.2f} ms, naive symmetry "
+          f"{naive_symmetry_each * 1e3:.2f} ms", end="")
+    if paper_each is not None:
+        print(f", paper-style numpy+MinMaxScaler symmetry {paper_each * 1e3:.2f} ms "
+              f"(x{paper_each * count / timings['symmetry reference']:.0f} slower than hf_posenc on all {count})")
+    else:
+        print(" (scikit-learn not installed: paper-style baseline skipped)")
+
+    batch_count = LAYERS * BATCH * HEADS
+    print(f"\ntraining-size batch: {BATCH} sequences x {LAYERS} layers x {HEADS} heads x {SEQ_LEN}x{SEQ_LEN} "
+          f"float32 = {batch_count} matrices")
+    batch_rows = []
+    batch_floor = batch_timings["A.sum() (one pass, the floor)"]
+    for name, seconds in batch_timings.items():
+        batch_rows.append({"name": name, "seconds": seconds, "relative_to_sum": seconds / batch_floor})
+        print(f"{name:42s} {seconds * 1e3:8.1f} ms {seconds / batch_floor:9.1f}x")
+
+    results = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "shape": [LAYERS, HEADS, SEQ_LEN, SEQ_LEN],
+        "dtype": "float64",
+        "repeats": args.repeats,
+        "naive_matrices_timed": len(as_lists),
+        "naive_seconds_per_matrix": {"locality": naive_locality_each, "symmetry_reference": naive_symmetry_each},
+        "paper_style_symmetry_seconds_per_matrix": paper_each,
+        "max_abs_error_vs_naive": max_error,
+        "timings": rows,
+        "training_batch": {"shape": [LAYERS, BATCH, HEADS, SEQ_LEN, SEQ_LEN], "dtype": "float32",
+                           "timings": batch_rows},
+    }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {output}")
+
+
+if __name__ == "__main__":
+    main()
