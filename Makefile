@@ -18,7 +18,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 demo: $(VENV)/.installed
-	$(PY) examples/pretrain.py --variant attenuated --output_dir outputs/demo-attenuated
+	$(PY) examples/pretrain.py --variant attenuated --output_dir outputs/demo-attenuated --overwrite_output_dir
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_training_step.py
