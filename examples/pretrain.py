@@ -44,16 +44,16 @@ SIZE_PRESETS = {
 # Defaults of this script for Trainer flags (the command line still overrides each of them).
 TRAINING_DEFAULTS = dict(
     output_dir="outputs/pretrain",
-    max_steps=600,
+    max_steps=1500,
     per_device_train_batch_size=32,
     per_device_eval_batch_size=32,
     learning_rate=1e-3,
     weight_decay=0.01,
-    warmup_steps=60,
+    warmup_steps=150,
     logging_steps=25,
     eval_strategy="steps",
-    eval_steps=200,
-    save_steps=200,
+    eval_steps=500,
+    save_steps=500,
     save_total_limit=2,
     report_to=["tensorboard"],
     prediction_loss_only=True,  # the sparse MLM head returns masked-position logits only; keep just the loss
@@ -210,7 +210,7 @@ def load_tokenizer(data_args, documents, max_seq_length: int):
 
 def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
     parser = HfArgumentParser((ModelArguments, VariantArguments, DataArguments, RunArguments, TrainingArguments))
-    parser.set_defaults(**TRAINING_DEFAULTS)
+    parser.set_defaults(**TRAINING_DEFAULTS, dataloader_pin_memory=torch.cuda.is_available())
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         # Several processes and no GPU (`accelerate launch --multi_gpu` on a CPU machine): Trainer must be told
         # to use the CPU, which gives it the gloo backend; otherwise each process would train on its own.
