@@ -131,30 +131,28 @@ def parse_overrides(text: str | None) -> dict:
     return overrides
 
 
-def build_config(model_args, variant_args, vocab_size: int, pad_token_id: int):
-    if model_args.size not in SIZE_PRESETS:
-        raise ValueError(f"Unknown --size {model_args.size!r}; choose one of {', '.join(SIZE_PRESETS)}.")
-    config_class = hf_posenc.config_class_for(model_args.variant)
-    accepted = set(inspect.signature(config_class.__init__).parameters)
-    for base in config_class.__mro__[1:]:
-        if base is hf_posenc.PosEncConfig or issubclass(base, hf_posenc.PosEncConfig):
-            accepted |= set(inspect.signature(base.__init__).parameters)
-    variant_settings = {}
+def variant_settings(model_args, variant_args) -> dict:
+    """The variant flags given on the command line; a flag that belongs to another variant is an error."""
+    accepted = set(hf_posenc.config_class_for(model_args.variant)().to_dict())
+    settings = {}
     for item in fields(variant_args):
         value = getattr(variant_args, item.name)
         if value is None:
             continue
         if item.name not in accepted:
             raise ValueError(f"--{item.name} is not a parameter of the '{model_args.variant}' variant.")
-        variant_settings[item.name] = value[0] if isinstance(value, list) and len(value) == 1 else value
+        settings[item.name] = value[0] if isinstance(value, list) and len(value) == 1 else value
+    return settings
+
+
+def build_config(model_args, variant_args, vocab_size: int, pad_token_id: int):
     settings = {**SIZE_PRESETS[model_args.size], "vocab_size": vocab_size, "pad_token_id": pad_token_id,
-                **variant_settings, **parse_overrides(model_args.config_overrides)}
-    return config_class(**settings)
+                **variant_settings(model_args, variant_args), **parse_overrides(model_args.config_overrides)}
+    return hf_posenc.create_config(model_args.variant, **settings)
 
 
-def check_arguments(model_args, data_args, run_args, training_args) -> None:
+def check_arguments(model_args, variant_args, data_args, run_args, training_args) -> None:
     """Everything that can be wrong with the command line, checked before any download or training."""
-    hf_posenc.config_class_for(model_args.variant)
     if model_args.size not in SIZE_PRESETS:
         raise ValueError(f"Unknown --size {model_args.size!r}; choose one of {', '.join(SIZE_PRESETS)}.")
     if data_args.corpus not in data.CORPORA:
@@ -167,12 +165,11 @@ def check_arguments(model_args, data_args, run_args, training_args) -> None:
         raise FileNotFoundError(f"--tokenizer_name {data_args.tokenizer_name} is not a folder here; give a saved tokenizer folder.")
     if not 0 < data_args.mlm_probability < 1:
         raise ValueError(f"--mlm_probability must be between 0 and 1; got {data_args.mlm_probability}.")
-    overrides = parse_overrides(model_args.config_overrides)
-    max_positions = overrides.get("max_position_embeddings", hf_posenc.PosEncConfig().max_position_embeddings)
-    encoding = hf_posenc.ENCODINGS[model_args.variant]
-    if not encoding.extrapolates and data_args.max_seq_length > max_positions:
+    # The model's own checks (head sizes, w and s, ...) run now, with a stand-in vocabulary size.
+    config = build_config(model_args, variant_args, data_args.vocab_size or 8000, pad_token_id=0)
+    if not hf_posenc.ENCODINGS[model_args.variant].extrapolates and data_args.max_seq_length > config.max_position_embeddings:
         raise ValueError(
-            f"--max_seq_length {data_args.max_seq_length} exceeds the {max_positions}-row position table of "
+            f"--max_seq_length {data_args.max_seq_length} exceeds the {config.max_position_embeddings}-row position table of "
             f"'{model_args.variant}', which cannot extrapolate; lower --max_seq_length or raise "
             "max_position_embeddings with --config_overrides."
         )
@@ -216,7 +213,7 @@ def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
         # to use the CPU, which gives it the gloo backend; otherwise each process would train on its own.
         parser.set_defaults(use_cpu=True)
     model_args, variant_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    check_arguments(model_args, data_args, run_args, training_args)
+    check_arguments(model_args, variant_args, data_args, run_args, training_args)
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # hf_posenc.hub publishes below
     set_seed(training_args.seed)
 

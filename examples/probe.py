@@ -11,6 +11,7 @@ model's attention locality and symmetry, and writes probe_results.json.
 """
 
 import argparse
+import sys
 
 from hf_posenc.probing import add_probe_arguments, run_probe
 
@@ -22,4 +23,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             probing.run_probe(args)
         else:
             return hub.run_push(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         print(f"hf-posenc {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -239,6 +239,22 @@ def write_documents(documents: Iterable[Sequence[str]], path: str | os.PathLike)
     return path
 
 
+def split_documents(lines: Iterable[str]) -> Documents:
+    """Group lines into documents: runs of non-empty lines, separated by blank (or whitespace-only) lines."""
+    documents: Documents = []
+    current: list[str] = []
+    for raw_line in lines:
+        line = _normalise_line(raw_line)
+        if line:
+            current.append(line)
+        elif current:
+            documents.append(current)
+            current = []
+    if current:
+        documents.append(current)
+    return documents
+
+
 def read_documents(path_or_paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Documents:
     """Read one or more text files into documents, each a list of non-empty lines.
 
@@ -265,20 +281,11 @@ def read_documents(path_or_paths: str | os.PathLike | Iterable[str | os.PathLike
             )
     documents: Documents = []
     for path in paths:
-        current: list[str] = []
         try:
             with open(path, encoding="utf-8") as handle:
-                for raw_line in handle:
-                    line = _normalise_line(raw_line)
-                    if line:
-                        current.append(line)
-                    elif current:
-                        documents.append(current)
-                        current = []
+                documents.extend(split_documents(handle))
         except UnicodeDecodeError as error:
             raise ValueError(f"{path} is not UTF-8 text ({error}); convert it to UTF-8.") from error
-        if current:
-            documents.append(current)
     if not documents:
         names = ", ".join(str(path) for path in paths)
         raise ValueError(f"The corpus is empty: {names} contain(s) no text.")
@@ -831,23 +838,12 @@ def load_hub_text_dataset(
     texts = [text if isinstance(text, str) else "" for text in dataset[text_column]]
     if rows_are_documents is None:
         rows_are_documents = not any(not text.strip() for text in texts) or any("\n" in text for text in texts)
-    documents: Documents = []
-    current: list[str] = []
-    for text in texts:
-        if rows_are_documents:
-            # Inside a row, lines are lines (a blank line does not split the row's document).
-            lines = [line for line in map(_normalise_line, text.split("\n")) if line]
-            if lines:
-                documents.append(lines)
-            continue
-        line = _normalise_line(text)
-        if line:
-            current.append(line)
-        elif current:
-            documents.append(current)
-            current = []
-    if current:
-        documents.append(current)
+    if rows_are_documents:
+        # Inside a row, lines are lines (a blank line does not split the row's document).
+        documents = [lines for lines in ([line for line in map(_normalise_line, text.split("\n")) if line]
+                                         for text in texts) if lines]
+    else:
+        documents = split_documents(texts)
     if not documents:
         raise ValueError(f"The dataset {name!r} (split {split!r}, column {text_column!r}) holds no text.")
     return documents

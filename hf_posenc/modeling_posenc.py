@@ -156,7 +156,6 @@ class PosEncModel(PosEncPreTrainedModel):
         self.position = ENCODINGS[config.variant](config)
         self.layers = nn.ModuleList(PosEncLayer(config, self.position, index) for index in range(config.num_hidden_layers))
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_layer_norm else None
-        self.gradient_checkpointing = False
         self.post_init()
 
     def get_input_embeddings(self):

@@ -877,6 +877,10 @@ def run_probe(args: argparse.Namespace) -> dict[str, Any]:
 
     model_dir = Path(args.model)
     output_dir = Path(args.output_dir) if args.output_dir else Path("outputs") / f"probe-{model_dir.resolve().name}"
+    if args.save_model and (output_dir / "model" / "config.json").exists():
+        raise FileExistsError(
+            f"{output_dir / 'model'} already holds a fine-tuned model; choose another --output_dir or move it away."
+        )
     set_seed(args.seed)
     model = load_sequence_classifier(model_dir, keep_head=args.skip_training)
     tokenizer_dir = Path(args.tokenizer) if args.tokenizer else model_dir

@@ -437,3 +437,15 @@ def test_position_attention_refuses_query_dependent_encodings(variant):
 
     with pytest.raises(ValueError, match="no attention from position alone"):
         metrics.position_attention(tiny_mlm(variant), 16)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    model = tiny_mlm("t5").train()
+    ids = random_ids()
+    model(ids, labels=ids).loss.backward()
+    expected = model.posenc.layers[0].intermediate.weight.grad.clone()
+    model.zero_grad()
+    model.gradient_checkpointing_enable()
+    assert model.is_gradient_checkpointing
+    model(ids, labels=ids).loss.backward()
+    torch.testing.assert_close(model.posenc.layers[0].intermediate.weight.grad, expected)

@@ -134,6 +134,9 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
         (["--tokenizer_name", "/nonexistent/tokenizer"], "is not a folder here"),
         (["--corpus", "klingon"], "Unknown --corpus 'klingon'"),
         (["--size", "huge"], "Unknown --size 'huge'"),
+        (["--variant", "rope", "--attenuation_strength", "0.1"], "--attenuation_strength is not a parameter of the 'rope'"),
+        (["--variant", "attenuated", "--attenuation_strength", "-1"], r"attenuation_strength \(w\) must be a finite number >= 0"),
+        (["--variant", "rope", "--config_overrides", "hidden_size=120,num_attention_heads=8"], "head dimension .* is odd"),
     ],
 )
 def test_bad_arguments_fail_before_training(tmp_path, arguments, message):
