@@ -5,7 +5,7 @@ stock BERT) on SNLI train, evaluates it on the SNLI test set and on the word-ord
 windows of 3 to 6 words, a full shuffle, and a subject/object role swap), prints the paper's table with the
 model's attention locality and symmetry, and writes probe_results.json.
 
-    python examples/probe.py outputs/demo-attenuated --max_train_samples 20000 --output_dir outputs/probe-demo
+    python examples/probe.py outputs/rope-tiny --max_train_samples 50000 --learning_rate 5e-4 --output_dir outputs/probe-rope-tiny
 
 `hf-posenc probe MODEL ...` takes the same options.
 """
