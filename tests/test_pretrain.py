@@ -4,6 +4,7 @@ import importlib.util
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -77,8 +78,12 @@ def test_accelerate_launch_two_processes_on_cpu(tmp_path):
     and on a machine without GPUs the script switches Trainer to the CPU (gloo backend)."""
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     output = tmp_path / "ddp"
+    with socket.socket() as probe:  # a free port, so a busy default port (29500) cannot fail the test
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     result = subprocess.run(
         [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+         "--main_process_port", str(port),
          "--dynamo_backend", "no", str(SCRIPT), "--variant", "rope", "--output_dir", str(output), *TINY_RUN],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )
