@@ -1,4 +1,4 @@
-"""The `hf-posenc` command: analyze a model's attention, probe word order, push a model to the Hub."""
+"""The `hf-posenc` command: analyze a model's attention, probe word order, export and push a model to the Hub."""
 
 from __future__ import annotations
 
@@ -97,6 +97,39 @@ def analyze(args: argparse.Namespace) -> dict:
     return summary
 
 
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="a training run folder (examples/pretrain.py --output_dir)")
+    parser.add_argument("out_dir", help="the Hub-ready folder to write")
+    parser.add_argument("--probe_results", help="probe_results.json from `hf-posenc probe`, shown on the card")
+    parser.add_argument("--repo_id", help="USER/NAME, written into the card's usage snippet")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty folder (nothing is deleted)")
+
+
+def export_run(args: argparse.Namespace):
+    """A Hub-ready folder from a training run: the model and tokenizer, the numbers of posenc_results.json, the
+    curves the callback drew, and the probe accuracies when given."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from . import hub
+
+    run = Path(args.run)
+    if not (run / "config.json").is_file():
+        raise FileNotFoundError(f"{run} holds no trained model (no config.json); pass the --output_dir of a finished run.")
+    results_file = run / "posenc_results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    results["plots"] = [str(path) for path in sorted((run / "posenc_plots").glob("*curves*.png"))]
+    if args.probe_results:
+        probe_file = Path(args.probe_results)
+        if not probe_file.is_file():
+            raise FileNotFoundError(f"--probe_results {probe_file} does not exist; pass the probe_results.json of `hf-posenc probe`.")
+        results["probes"] = json.loads(probe_file.read_text())["probes"]
+    model = AutoModelForMaskedLM.from_pretrained(run, trust_remote_code=True)
+    folder = hub.export(model, AutoTokenizer.from_pretrained(run), args.out_dir, results,
+                        overwrite=args.overwrite, repo_id=args.repo_id)
+    print(f"wrote {folder}; upload it with: hf-posenc push {folder} {args.repo_id or 'USER/NAME'}")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import hub, probing
 
@@ -104,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     add_analyze_arguments(commands.add_parser("analyze", help="locality and symmetry of a model's attention"))
     probing.add_probe_arguments(commands.add_parser("probe", help="the paper's word-order probes on SNLI"))
+    add_export_arguments(commands.add_parser("export", help="a Hub-ready folder from a training run"))
     hub.add_push_arguments(commands.add_parser("push", help="upload an exported folder to the Hub"))
     args = parser.parse_args(argv)
     try:
@@ -111,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             analyze(args)
         elif args.command == "probe":
             probing.run_probe(args)
+        elif args.command == "export":
+            export_run(args)
         else:
             return hub.run_push(args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:

@@ -45,3 +45,29 @@ def test_analyze_errors_name_the_problem(tmp_path):
     (tmp_path / "empty.txt").write_text("\n")
     result = run_cli("analyze", str(tmp_path), "--texts", str(tmp_path / "empty.txt"), cwd=tmp_path)
     assert result.returncode == 2 and "holds no sentence" in result.stderr
+
+
+def test_export_turns_a_run_and_its_probe_results_into_a_card(tmp_path, tiny_tokenizer):
+    from huggingface_hub import ModelCard
+
+    run = tmp_path / "run"
+    AutoModelForMaskedLM.from_config(tiny_config("alibi", vocab_size=len(tiny_tokenizer))).save_pretrained(run)
+    tiny_tokenizer.save_pretrained(run)
+    (run / "posenc_results.json").write_text(json.dumps(
+        {"variant": "alibi", "train_steps": 12, "eval_loss": 4.5, "locality": 0.31, "symmetry": 0.9,
+         "symmetry_scale_aware": 0.7}))
+    probes = {"original": 0.6, "shuffle-3": 0.59, "shuffle-4": 0.6, "shuffle-5": 0.58, "shuffle-6": 0.6,
+              "random": 0.57, "role-swap": 0.42, "still_entailment": 0.58}
+    (tmp_path / "probe_results.json").write_text(json.dumps({"probes": probes, "deltas": {}, "details": {}}))
+    result = run_cli("export", str(run), str(tmp_path / "hub"), "--probe_results", str(tmp_path / "probe_results.json"),
+                     "--repo_id", "someone/posenc-alibi-tiny", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = ModelCard.load(tmp_path / "hub" / "README.md")
+    reported = {entry.metric_type: entry.metric_value for entry in card.data.eval_results}
+    assert 0.31 in reported.values() and 0.42 in reported.values() and 4.5 in reported.values()
+    assert "someone/posenc-alibi-tiny" in card.text
+    assert (tmp_path / "hub" / "model.safetensors").exists() and (tmp_path / "hub" / "modeling_posenc.py").exists()
+    again = run_cli("export", str(run), str(tmp_path / "hub"), cwd=tmp_path)
+    assert again.returncode == 0  # an earlier export may be refreshed
+    refused = run_cli("export", str(run), str(run), cwd=tmp_path)
+    assert refused.returncode == 2 and "overwrite" in refused.stderr.lower()
