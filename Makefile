@@ -18,7 +18,8 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 demo: $(VENV)/.installed
-	$(PY) examples/pretrain.py --variant attenuated --output_dir outputs/demo-attenuated --overwrite_output_dir
+	$(PY) examples/pretrain.py --variant attenuated --attenuation_strength 0.5 0.05 0.005 0.0005 \
+		--output_dir outputs/demo-attenuated --overwrite_output_dir
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_training_step.py
