@@ -173,6 +173,8 @@ def check_arguments(model_args, variant_args, data_args, run_args, training_args
             f"'{model_args.variant}', which cannot extrapolate; lower --max_seq_length or raise "
             "max_position_embeddings with --config_overrides."
         )
+    if training_args.push_to_hub and not training_args.hub_model_id:
+        raise ValueError("--push_to_hub needs --hub_model_id USER/NAME (the repository to create or update).")
     output_dir = Path(training_args.output_dir)
     holds_a_model = (output_dir / "config.json").exists() or any(output_dir.glob("checkpoint-*"))
     if holds_a_model and not training_args.resume_from_checkpoint and not run_args.overwrite_output_dir:
@@ -271,19 +273,12 @@ def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
         Path(training_args.output_dir, "posenc_results.json").write_text(json.dumps(results, indent=2))
         print(json.dumps({key: value for key, value in results.items() if key != "per_layer"}, indent=2))
         if push_to_hub:
-            publish(trainer, tokenizer, results, training_args)
+            folder = hub.export_run(training_args.output_dir, Path(training_args.output_dir) / "hub_export",
+                                    repo_id=training_args.hub_model_id, overwrite=True)
+            url = hub.push(folder, training_args.hub_model_id, private=bool(training_args.hub_private_repo),
+                           token=training_args.hub_token)
+            print(f"pushed to {url}")
     return results
-
-
-def publish(trainer, tokenizer, results, training_args) -> None:
-    if not training_args.hub_model_id:
-        raise ValueError("--push_to_hub needs --hub_model_id USER/NAME (the repository to create or update).")
-    plots = sorted(str(path) for path in Path(training_args.output_dir, "posenc_plots").glob("*curves*.png"))
-    folder = hub.export(trainer.model, tokenizer, Path(training_args.output_dir) / "hub_export",
-                        results={**results, "plots": plots}, overwrite=True, repo_id=training_args.hub_model_id)
-    url = hub.push(folder, training_args.hub_model_id, private=bool(training_args.hub_private_repo),
-                   token=training_args.hub_token)
-    print(f"pushed to {url}")
 
 
 if __name__ == "__main__":

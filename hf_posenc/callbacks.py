@@ -30,27 +30,6 @@ def probe_batch_from_dataset(dataset, num_sequences: int, pad_token_id: int = 0)
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-@torch.no_grad()
-def measure(model, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Run `batch` through `model` in eval mode with real attention probabilities and return
-    `metrics.summarize` of them. The model's train mode and attention implementation are restored."""
-    was_training = model.training
-    implementation = getattr(model.config, "_attn_implementation", None)
-    device = next(model.parameters()).device
-    try:
-        model.eval()
-        # SDPA kernels return no weights; stock transformers models need the eager path to report them.
-        if implementation not in (None, "eager"):
-            model.set_attn_implementation("eager")
-        inputs = {key: value.to(device) for key, value in batch.items()}
-        outputs = model(**inputs, output_attentions=True)
-        return metrics.summarize(outputs.attentions, inputs["attention_mask"])
-    finally:
-        if implementation not in (None, "eager"):
-            model.set_attn_implementation(implementation)
-        model.train(was_training)
-
-
 def flatten_for_logging(summary: dict[str, Any], per_head: bool = False, prefix: str = "posenc") -> dict[str, float]:
     """Scalars named posenc/locality, posenc/layer_0/symmetry, ... (and posenc/layer_0/head_1/... if per_head)."""
     logs = {f"{prefix}/{name}": summary[name] for name in METRIC_NAMES}
@@ -129,7 +108,7 @@ class LocalitySymmetryCallback(TrainerCallback):
             return
         if self.summaries and self.summaries[-1][0] == state.global_step:
             return
-        summary = measure(self.trainer.accelerator.unwrap_model(model), self.probe_batch)
+        summary = metrics.summarize_model(self.trainer.accelerator.unwrap_model(model), self.probe_batch)
         self.summaries.append((state.global_step, summary))
         # trainer.log clears control.should_log, which would cancel the Trainer's own loss log of this step.
         should_log = control.should_log

@@ -48,30 +48,19 @@ def load_sentences(path: str | None) -> list[str]:
     return sentences
 
 
-def load_encoder(path: str):
-    """Tokenizer and base encoder from a local folder, with eager attention so the weights are returned."""
-    import hf_posenc  # noqa: F401  (registers the variants, so their saved folders load without remote code)
-    from transformers import AutoModel, AutoTokenizer
-
-    folder = Path(path)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a saved model folder (no config.json); pass a folder written by save_pretrained.")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder, attn_implementation="eager", trust_remote_code=True)
-    return tokenizer, model.eval()
-
-
 def analyze(args: argparse.Namespace) -> dict:
-    import torch
+    from transformers import AutoModel, AutoTokenizer
 
     from . import metrics
 
     sentences = load_sentences(args.texts)
-    tokenizer, model = load_encoder(args.model)
+    folder = Path(args.model)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a saved model folder (no config.json); pass a folder written by save_pretrained.")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True)  # hf_posenc variants load as local code
     batch = tokenizer(sentences, padding=True, truncation=True, max_length=args.max_length, return_tensors="pt")
-    with torch.no_grad():
-        outputs = model(**batch, output_attentions=True)
-    summary = metrics.summarize(outputs.attentions, batch["attention_mask"])
+    summary = metrics.summarize_model(model, dict(batch))
 
     print(f"{args.model}: {len(sentences)} sentences, {summary['num_layers']} layers x {summary['num_heads']} heads")
     print(f"| {'layer':>5} | {'locality':>8} | {'symmetry':>8} | {'symmetry (scale-aware)':>22} |")
@@ -106,26 +95,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def export_run(args: argparse.Namespace):
-    """A Hub-ready folder from a training run: the model and tokenizer, the numbers of posenc_results.json, the
-    curves the callback drew, and the probe accuracies when given."""
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
     from . import hub
 
-    run = Path(args.run)
-    if not (run / "config.json").is_file():
-        raise FileNotFoundError(f"{run} holds no trained model (no config.json); pass the --output_dir of a finished run.")
-    results_file = run / "posenc_results.json"
-    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-    results["plots"] = [str(path) for path in sorted((run / "posenc_plots").glob("*curves*.png"))]
-    if args.probe_results:
-        probe_file = Path(args.probe_results)
-        if not probe_file.is_file():
-            raise FileNotFoundError(f"--probe_results {probe_file} does not exist; pass the probe_results.json of `hf-posenc probe`.")
-        results["probes"] = json.loads(probe_file.read_text())["probes"]
-    model = AutoModelForMaskedLM.from_pretrained(run, trust_remote_code=True)
-    folder = hub.export(model, AutoTokenizer.from_pretrained(run), args.out_dir, results,
-                        overwrite=args.overwrite, repo_id=args.repo_id)
+    folder = hub.export_run(args.run, args.out_dir, probe_results=args.probe_results, repo_id=args.repo_id,
+                            overwrite=args.overwrite)
     print(f"wrote {folder}; upload it with: hf-posenc push {folder} {args.repo_id or 'USER/NAME'}")
     return folder
 

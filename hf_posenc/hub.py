@@ -611,6 +611,34 @@ def _check_loadable_without_package(folder: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ upload
+def export_run(
+    run_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    probe_results: str | os.PathLike | None = None,
+    repo_id: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """`export` of a finished `examples/pretrain.py` run: its model and tokenizer, the numbers of its
+    `posenc_results.json`, the curves the metrics callback drew, and the probe accuracies of a
+    `probe_results.json` (from `hf-posenc probe`) when given."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    run = Path(run_dir)
+    if not (run / "config.json").is_file():
+        raise FileNotFoundError(f"{run} holds no trained model (no config.json); pass the --output_dir of a finished run.")
+    results_file = run / "posenc_results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    results["plots"] = [str(path) for path in sorted((run / "posenc_plots").glob("*curves*.png"))]
+    if probe_results is not None:
+        probe_file = Path(probe_results)
+        if not probe_file.is_file():
+            raise FileNotFoundError(f"{probe_file} does not exist; pass the probe_results.json of `hf-posenc probe`.")
+        results["probes"] = json.loads(probe_file.read_text())["probes"]
+    model = AutoModelForMaskedLM.from_pretrained(run, trust_remote_code=True)
+    return export(model, AutoTokenizer.from_pretrained(run), out_dir, results, overwrite=overwrite, repo_id=repo_id)
+
+
 def push(
     folder: str | os.PathLike,
     repo_id: str,

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import Tensor
@@ -62,7 +62,9 @@ __all__ = [
     "DEFAULT_SYMMETRY_TOLERANCE",
     "SYMMETRY_METHODS",
     "locality",
+    "position_attention",
     "summarize",
+    "summarize_model",
     "symmetry",
     "validate_attention",
 ]
@@ -772,6 +774,28 @@ def summarize(
     summary["tolerance"] = tolerance
     return summary
 
+
+
+@torch.no_grad()
+def summarize_model(model, batch: Mapping[str, Tensor]) -> dict[str, Any]:
+    """`summarize` of the attentions `model` (any Hugging Face encoder) gives on `batch` (its inputs, with an
+    ``attention_mask``), run in eval mode without gradients. Stock transformers models, whose SDPA path returns
+    no weights, are switched to eager attention for the call; train mode and the attention implementation are
+    restored afterwards."""
+    was_training = model.training
+    implementation = getattr(model.config, "_attn_implementation", None)
+    device = next(model.parameters()).device
+    try:
+        model.eval()
+        if implementation not in (None, "eager"):
+            model.set_attn_implementation("eager")
+        inputs = {key: value.to(device) for key, value in batch.items()}
+        outputs = model(**inputs, output_attentions=True)
+        return summarize(outputs.attentions, inputs["attention_mask"])
+    finally:
+        if implementation not in (None, "eager"):
+            model.set_attn_implementation(implementation)
+        model.train(was_training)
 
 def position_attention(model, seq_len: int) -> Tensor:
     """The attention each layer and head would give from position alone, without content: the paper's

@@ -69,12 +69,12 @@ class PosEncSelfAttention(nn.Module):
         self.query_key_value = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
 
-    def forward(self, hidden_states, attention_bias, positional, output_attentions: bool):
+    def forward(self, hidden_states, attention_bias, positional, layer_context, output_attentions: bool):
         batch, seq_len, _ = hidden_states.shape
         qkv = self.query_key_value(hidden_states).view(batch, seq_len, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, T, d]
         if positional.route == "rotate":
-            query, key = positional.rotate(query, key)
+            query, key = positional.rotate(query, key, layer_context)
         dropout = self.dropout_prob if self.training else 0.0
 
         eager = output_attentions or positional.route == "score" or self.config._attn_implementation == "eager"
@@ -86,7 +86,7 @@ class PosEncSelfAttention(nn.Module):
         else:
             logits = query @ key.transpose(-1, -2)
             if positional.route == "score":
-                logits = logits + positional.scores(query, key, self.layer_index)
+                logits = logits + positional.scores(query, key, self.layer_index, layer_context)
             logits = logits * self.scaling
             if attention_bias is not None:
                 logits = logits + attention_bias
@@ -111,11 +111,11 @@ class PosEncLayer(GradientCheckpointingLayer):
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states, attention_bias, positional, output_attentions: bool = False):
+    def forward(self, hidden_states, attention_bias, positional, layer_context, output_attentions: bool = False):
         residual = hidden_states
         if self.pre_layer_norm:
             hidden_states = self.attention_norm(hidden_states)
-        context, probabilities = self.attention(hidden_states, attention_bias, positional, output_attentions)
+        context, probabilities = self.attention(hidden_states, attention_bias, positional, layer_context, output_attentions)
         hidden_states = residual + self.dropout(self.attention_output(context))
         if not self.pre_layer_norm:
             hidden_states = self.attention_norm(hidden_states)
@@ -214,11 +214,12 @@ class PosEncModel(PosEncPreTrainedModel):
         position_vectors = self.position.embeddings(seq_len, device, dtype) if self.position.route == "embed" else None
         hidden_states = self.embeddings(input_ids, token_type_ids, inputs_embeds, position_vectors)
         attention_bias = self.attention_bias(attention_mask, batch, seq_len, device, hidden_states.dtype)
+        layer_context = self.position.layer_context(seq_len, device, hidden_states.dtype)
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
-            hidden_states, probabilities = layer(hidden_states, attention_bias, self.position, output_attentions)
+            hidden_states, probabilities = layer(hidden_states, attention_bias, self.position, layer_context, output_attentions)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:

@@ -22,8 +22,9 @@ from transformers import initialization as init
 
 class PositionalEncoding(nn.Module):
     """Base class. Subclasses set the class attributes below and implement their route's method:
-    `embeddings(seq_len, device, dtype)`, `rotate(query, key)`, `bias(seq_len, device)` or
-    `scores(query, key, layer_index)`."""
+    `embeddings(seq_len, device, dtype)`, `bias(seq_len, device)`, `rotate(query, key, context)` or
+    `scores(query, key, layer_index, context)`. Everything that depends on positions only is computed once per
+    forward: the embeddings, the bias, and the `context` that `layer_context` gives every layer."""
 
     name = "base"
     route = "none"
@@ -49,6 +50,11 @@ class PositionalEncoding(nn.Module):
 
     def reset_parameters(self) -> None:
         """(Re)initialise own parameters with transformers' init helpers, which skip weights already loaded."""
+
+    def layer_context(self, seq_len: int, device, dtype):
+        """What every layer's `rotate` or `scores` needs that depends on positions only (rotation tables,
+        distance indices), built once per forward by the encoder and handed to each layer."""
+        return None
 
 
 def signed_distance(seq_len: int, device) -> torch.Tensor:
@@ -144,14 +150,17 @@ class RotaryEncoding(PositionalEncoding):
         super().__init__(config)
         self.rope_theta = config.rope_theta
 
-    def rotate(self, query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        seq_len, device = query.shape[-2], query.device
+    def layer_context(self, seq_len: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The [T, head_dim] cosines and sines of the rotation angles."""
         inverse_frequencies = self.rope_theta ** (
             -torch.arange(0, self.head_dim, 2, device=device, dtype=torch.float32) / self.head_dim
         )
         angles = torch.arange(seq_len, device=device, dtype=torch.float32)[:, None] * inverse_frequencies
         angles = torch.cat((angles, angles), dim=-1)
-        cos, sin = angles.cos().to(query.dtype), angles.sin().to(query.dtype)
+        return angles.cos().to(dtype), angles.sin().to(dtype)
+
+    def rotate(self, query: torch.Tensor, key: torch.Tensor, context) -> tuple[torch.Tensor, torch.Tensor]:
+        cos, sin = context
         return query * cos + rotate_half(query) * sin, key * cos + rotate_half(key) * sin
 
 
@@ -232,16 +241,18 @@ class ALiBiBias(BiasEncoding):
         super().__init__(config)
         self.asymmetric = not config.alibi_symmetric
         self.symmetric = config.alibi_symmetric and not config.alibi_learnable_slopes
-        left = alibi_slopes(self.num_heads)
-        slopes = torch.stack((left, left.flip(0))) if self.asymmetric else left[None]
         if config.alibi_learnable_slopes:
-            self.slopes = nn.Parameter(slopes)
+            self.slopes = nn.Parameter(self.initial_slopes())
         else:
-            self.register_buffer("slopes", slopes, persistent=False)
+            self.register_buffer("slopes", self.initial_slopes(), persistent=False)
+
+    def initial_slopes(self) -> torch.Tensor:
+        """[1, H] shared slopes, or [2, H] left and right slopes (the right ones mirrored across heads)."""
+        left = alibi_slopes(self.num_heads)
+        return torch.stack((left, left.flip(0))) if self.asymmetric else left[None]
 
     def reset_parameters(self) -> None:
-        left = alibi_slopes(self.num_heads)
-        init.copy_(self.slopes, torch.stack((left, left.flip(0))) if self.asymmetric else left[None])
+        init.copy_(self.slopes, self.initial_slopes())
 
     def bias(self, seq_len: int, device) -> torch.Tensor:
         distance = signed_distance(seq_len, device).float()
@@ -403,12 +414,12 @@ class TupeBias(BiasEncoding):
 
 # ---------------------------------------------------------------------------------------------------- score
 class ScoreEncoding(PositionalEncoding):
-    """Base of the score route: `scores(query, key, layer_index)` returns [B, H, T, T] logits (before scaling)
-    that are added to q.k^T on the eager attention path."""
+    """Base of the score route: `scores(query, key, layer_index, context)` returns [B, H, T, T] logits (before
+    scaling) that are added to q.k^T on the eager attention path."""
 
     route = "score"
 
-    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int) -> torch.Tensor:
+    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -439,9 +450,12 @@ class ShawRelativeScores(ScoreEncoding):
     def reset_parameters(self) -> None:
         init.normal_(self.distance_embeddings, std=self.initializer_range)
 
-    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int) -> torch.Tensor:
-        table = self.distance_embeddings[layer_index].to(query.dtype)
-        index = clipped_distance_index(query.shape[-2], self.max_relative_position, query.device)
+    def layer_context(self, seq_len: int, device, dtype) -> torch.Tensor:
+        """[T, T] index of each (query, key) pair's clipped distance in the embedding table."""
+        return clipped_distance_index(seq_len, self.max_relative_position, device)
+
+    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> torch.Tensor:
+        table, index = self.distance_embeddings[layer_index].to(query.dtype), context
         total = gather_relative(query @ table.T, index)
         if self.uses_key_term:
             total = total + gather_relative(key @ table.T, index.T).transpose(-1, -2)
@@ -495,16 +509,17 @@ class DebertaRelativeScores(ScoreEncoding):
             nn.Linear(config.hidden_size, config.hidden_size) for _ in range(config.num_hidden_layers)
         )
 
-    def bucket_index(self, seq_len: int, device) -> torch.Tensor:
+    def layer_context(self, seq_len: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised relative-embedding table shared by all layers, and each pair's bucket index in it."""
         buckets = deberta_log_bucket(signed_distance(seq_len, device), self.position_buckets, self.max_relative_positions)
-        return (buckets + self.position_buckets).clamp(0, 2 * self.position_buckets - 1)
+        index = (buckets + self.position_buckets).clamp(0, 2 * self.position_buckets - 1)
+        return self.relative_norm(self.relative_embeddings.weight), index
 
-    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int) -> torch.Tensor:
-        table = self.relative_norm(self.relative_embeddings.weight)
+    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> torch.Tensor:
+        table, index = context
         table_size = table.shape[0]
         relative_keys = self.position_key[layer_index](table).view(table_size, self.num_heads, self.head_dim)
         relative_queries = self.position_query[layer_index](table).view(table_size, self.num_heads, self.head_dim)
-        index = self.bucket_index(query.shape[-2], query.device)
         # [B, H, T, R] = each query (key) against every relative embedding of its head.
         content_to_position = query @ relative_keys.permute(1, 2, 0).to(query.dtype)
         position_to_content = key @ relative_queries.permute(1, 2, 0).to(key.dtype)

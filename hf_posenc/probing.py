@@ -12,7 +12,7 @@ sequence classifier:
 * ``role-swap``: for entailment pairs, the subject noun phrase and the object noun phrase of the main verb
   (read from ``sentence2_parse``) are exchanged; the pair is labelled not entailed.
 
-The first half of the file builds the probes (standard library only). The second half fine-tunes a model
+The first half of the file builds the probes (standard library and the SNLI labels of hf_posenc.data). The second half fine-tunes a model
 with ``transformers.Trainer`` and evaluates it through the ``evaluate`` library: ``run_probe`` is what both
 ``examples/probe.py`` and ``hf-posenc probe MODEL`` call.
 """
@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from .data import SNLI_LABELS  # in the order of the Hugging Face `snli` dataset (0, 1, 2)
+
 # The probes in the order the paper's table shows them.
 SHUFFLE_WINDOWS = (3, 4, 5, 6)
 PROBE_NAMES = tuple(f"shuffle-{n}" for n in SHUFFLE_WINDOWS) + ("random", "role-swap")
 
-# SNLI's three classes, in the order of the Hugging Face `snli` dataset (0, 1, 2).
-SNLI_LABELS = ("entailment", "neutral", "contradiction")
 # The label a role-swapped pair gets in the probe files. SNLI is 3-way, but a swapped pair is not
 # reliably neutral or contradiction ("A dog bites a man" given "A man bites a dog"), so the probe only
 # claims what the paper claims: it is not entailed. Any answer other than "entailment" counts as right.
@@ -786,33 +786,24 @@ def _predict(trainer, tokenizer, pairs: Sequence[dict], max_length: int, output_
 def attention_summary(model, tokenizer, sentences: Sequence[str], max_length: int = 128, batch_size: int = 32) -> dict:
     """Locality and symmetry (`hf_posenc.metrics.summarize`) of ``model`` on single sentences.
 
-    The attention implementation is switched to eager when needed (SDPA returns no weights). Batches are
-    combined by a mean weighted by batch size. Returns ``{"locality": float, "symmetry": float,
+    Batches are combined by a mean weighted by batch size. Returns ``{"locality": float, "symmetry": float,
     "sentences": int}``.
     """
-    import torch
-
-    from .metrics import summarize
+    from .metrics import summarize_model
 
     if not sentences:
         raise ValueError("attention_summary needs at least one sentence")
-    if getattr(model.config, "_attn_implementation", "eager") != "eager":
-        model.set_attn_implementation("eager")
-    model.eval()
-    device = next(model.parameters()).device
     totals = {"locality": [0.0, 0], "symmetry": [0.0, 0]}
-    with torch.no_grad():
-        for start in range(0, len(sentences), batch_size):
-            batch = tokenizer(
-                list(sentences[start : start + batch_size]),
-                truncation=True, max_length=max_length, padding=True, return_tensors="pt",
-            ).to(device)
-            outputs = model(**batch, output_attentions=True)
-            summary = summarize(outputs.attentions, batch["attention_mask"])
-            for key, (total, count) in totals.items():
-                if summary.get(key) is not None:
-                    size = batch["input_ids"].shape[0]
-                    totals[key] = [total + summary[key] * size, count + size]
+    for start in range(0, len(sentences), batch_size):
+        batch = tokenizer(
+            list(sentences[start : start + batch_size]),
+            truncation=True, max_length=max_length, padding=True, return_tensors="pt",
+        )
+        summary = summarize_model(model, dict(batch))
+        for key, (total, count) in totals.items():
+            if summary.get(key) is not None:
+                size = batch["input_ids"].shape[0]
+                totals[key] = [total + summary[key] * size, count + size]
     result = {key: (total / count if count else None) for key, (total, count) in totals.items()}
     result["sentences"] = len(sentences)
     return result
@@ -871,6 +862,7 @@ def run_probe(args: argparse.Namespace) -> dict[str, Any]:
     against original, as in the table), ``"locality"`` and ``"symmetry"`` of the fine-tuned model,
     ``"details"``, ``"model"``, ``"model_type"``, ``"train_pairs"``, ``"test_pairs"`` and ``"seed"``.
     """
+    import torch
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
     from .data import load_snli
@@ -909,7 +901,7 @@ def run_probe(args: argparse.Namespace) -> dict[str, Any]:
         report_to="none",
         logging_steps=50,
         disable_tqdm=True,
-        dataloader_pin_memory=_has_accelerator(),
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     collator = DataCollatorWithPadding(tokenizer)
     train_size = 0
@@ -977,12 +969,6 @@ def run_probe(args: argparse.Namespace) -> dict[str, Any]:
     (output_dir / "probe_results.json").write_text(json.dumps(_json_safe(ordered), indent=2) + "\n", encoding="utf-8")
     print(f"Results written to {output_dir / 'probe_results.json'}")
     return ordered
-
-
-def _has_accelerator() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _json_safe(value: Any) -> Any:

@@ -14,7 +14,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import BertConfig, BertForMaskedLM, Trainer, TrainerCallback, TrainingArguments
 
-from hf_posenc.callbacks import LocalitySymmetryCallback, measure, probe_batch_from_dataset
+from hf_posenc.callbacks import LocalitySymmetryCallback, probe_batch_from_dataset
+from hf_posenc.metrics import summarize_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "pretrain.py"
@@ -139,6 +140,7 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
         (["--tokenizer_name", "/nonexistent/tokenizer"], "is not a folder here"),
         (["--corpus", "klingon"], "Unknown --corpus 'klingon'"),
         (["--size", "huge"], "Unknown --size 'huge'"),
+        (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
         (["--variant", "rope", "--attenuation_strength", "0.1"], "--attenuation_strength is not a parameter of the 'rope'"),
         (["--variant", "attenuated", "--attenuation_strength", "-1"], r"attenuation_strength \(w\) must be a finite number >= 0"),
         (["--variant", "rope", "--config_overrides", "hidden_size=120,num_attention_heads=8"], "head dimension .* is odd"),
@@ -185,7 +187,7 @@ def test_callback_works_on_a_stock_sdpa_bert_and_restores_its_state(tmp_path):
     dataset[1]["attention_mask"] = [1] * 10 + [0] * 6
     batch = probe_batch_from_dataset(dataset, 4)
     model.train()
-    summary = measure(model, batch)
+    summary = summarize_model(model, batch)
     assert model.training and model.config._attn_implementation == "sdpa"
     assert summary["num_layers"] == 2 and 0 < summary["locality"] < 1
 
