@@ -1,7 +1,8 @@
 """Speed of hf_posenc.metrics against a naive pure-Python loop implementation of the same definitions.
 
 Measures locality and both symmetries on BERT-base-sized attentions (12 layers x 12 heads of 128 x 128,
-float64), and reports:
+float64), on CPU both with the fused C kernel (the default there) and with the pure-PyTorch path (marked
+"[pure PyTorch]"; the path GPU tensors take), and reports:
   * the ratio to a naive loop implementation (written here from the definitions, on Python lists),
   * the ratio to a paper-style implementation (numpy + scikit-learn's MinMaxScaler once per row), if
     scikit-learn is installed,
@@ -11,7 +12,7 @@ float64), and reports:
 The naive implementations are slow, so they are timed on a subset of the matrices and scaled per matrix
 (the output says how many). Results: a table on stdout and JSON in benchmarks/results/metrics.json.
 
-    python benchmarks/bench_metrics.py [--device cuda] [--threads 1] [--repeats 5] [--naive-matrices 12]
+    python benchmarks/bench_metrics.py [--device cuda] [--threads 1] [--repeats 25] [--naive-matrices 12]
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -98,6 +101,20 @@ def median_time(function, device: torch.device, repeats: int) -> float:
     return statistics.median(times)
 
 
+@contextmanager
+def kernel_mode(mode: str):
+    """Run the block with HF_POSENC_METRICS_KERNEL=mode ("require": the fused kernel, "off": pure PyTorch)."""
+    previous = os.environ.get("HF_POSENC_METRICS_KERNEL")
+    os.environ["HF_POSENC_METRICS_KERNEL"] = mode
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["HF_POSENC_METRICS_KERNEL"]
+        else:
+            os.environ["HF_POSENC_METRICS_KERNEL"] = previous
+
+
 def attention_like(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, seed: int) -> torch.Tensor:
     """Softmax of random scores plus a distance bias: peaked, local-ish, asymmetric, like trained heads."""
     generator = torch.Generator().manual_seed(seed)
@@ -111,7 +128,7 @@ def attention_like(shape: tuple[int, ...], dtype: torch.dtype, device: torch.dev
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median reported)")
+    parser.add_argument("--repeats", type=int, default=25, help="timed runs per measurement (median reported)")
     parser.add_argument("--naive-matrices", type=int, default=12,
                         help="matrices the naive loops are timed on (scaled per matrix to all 144)")
     parser.add_argument("--threads", type=int, default=None,
@@ -119,6 +136,8 @@ def main() -> None:
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results" / "metrics.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
+    # The fused C kernel serves CPU tensors; GPU tensors always take the PyTorch path.
+    paths = [("require", ""), ("off", " [pure PyTorch]")] if device.type == "cpu" else [("off", "")]
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     count = LAYERS * HEADS
@@ -126,14 +145,17 @@ def main() -> None:
     stacked = attention_like((LAYERS, HEADS, SEQ_LEN, SEQ_LEN), torch.float64, device, seed=0)
     layers = tuple(stacked[:, None].unbind(0))  # 12 x [1, 12, 128, 128], the layout a model returns
     vectorized = {
-        "A.sum() (one pass, the floor)": lambda: stacked.sum(),
         "locality": lambda: metrics.locality(stacked),
         "symmetry reference": lambda: metrics.symmetry(stacked),
         "symmetry scale_aware": lambda: metrics.symmetry(stacked, method="scale_aware"),
         "locality + symmetry reference": lambda: (metrics.locality(stacked), metrics.symmetry(stacked)),
         "summarize (all three + distance profile)": lambda: metrics.summarize(layers),
     }
-    timings = {name: median_time(function, device, args.repeats) for name, function in vectorized.items()}
+    timings = {"A.sum() (one pass, the floor)": median_time(lambda: stacked.sum(), device, args.repeats)}
+    for path, suffix in paths:
+        with kernel_mode(path):
+            for name, function in vectorized.items():
+                timings[name + suffix] = median_time(function, device, args.repeats)
     floor = timings["A.sum() (one pass, the floor)"]
 
     subset = stacked.reshape(count, SEQ_LEN, SEQ_LEN)[: args.naive_matrices].double().cpu()
@@ -144,10 +166,12 @@ def main() -> None:
     start = time.perf_counter()
     naive_sym = [naive_symmetry(matrix) for matrix in as_lists]
     naive_symmetry_each = (time.perf_counter() - start) / len(as_lists)
-    # The naive loops double as a correctness check of the timed code.
-    fast_local = metrics.locality(subset).tolist()
-    fast_sym = metrics.symmetry(subset).tolist()
-    max_error = max(abs(a - b) for a, b in zip(naive_local + naive_sym, fast_local + fast_sym))
+    # The naive loops double as a correctness check of the timed code, on every path.
+    max_error = 0.0
+    for path, _ in paths:
+        with kernel_mode(path):
+            fast = metrics.locality(subset).tolist() + metrics.symmetry(subset).tolist()
+        max_error = max(max_error, *(abs(a - b) for a, b in zip(naive_local + naive_sym, fast)))
 
     paper_each = None
     try:
@@ -161,11 +185,11 @@ def main() -> None:
     except ImportError:
         pass
 
-    naive_scaled = {
-        "locality": naive_locality_each * count,
-        "symmetry reference": naive_symmetry_each * count,
-        "locality + symmetry reference": (naive_locality_each + naive_symmetry_each) * count,
-    }
+    naive_scaled = {}
+    for _, suffix in paths:
+        naive_scaled["locality" + suffix] = naive_locality_each * count
+        naive_scaled["symmetry reference" + suffix] = naive_symmetry_each * count
+        naive_scaled["locality + symmetry reference" + suffix] = (naive_locality_each + naive_symmetry_each) * count
 
     batch_layers = tuple(
         attention_like((BATCH, HEADS, SEQ_LEN, SEQ_LEN), torch.float32, device, seed=1 + layer)
@@ -173,15 +197,15 @@ def main() -> None:
     )
     batch_stacked = torch.stack(batch_layers)
     batch_repeats = max(1, args.repeats // 2)
-    batch_timings = {
-        "A.sum() (one pass, the floor)": median_time(lambda: batch_stacked.sum(), device, batch_repeats),
-        "locality + symmetry reference": median_time(
-            lambda: (metrics.locality(batch_stacked), metrics.symmetry(batch_stacked)), device, batch_repeats
-        ),
-        "summarize (all three + distance profile)": median_time(
-            lambda: metrics.summarize(batch_layers), device, batch_repeats
-        ),
-    }
+    batch_timings = {"A.sum() (one pass, the floor)": median_time(lambda: batch_stacked.sum(), device, batch_repeats)}
+    for path, suffix in paths:
+        with kernel_mode(path):
+            batch_timings["locality + symmetry reference" + suffix] = median_time(
+                lambda: (metrics.locality(batch_stacked), metrics.symmetry(batch_stacked)), device, batch_repeats
+            )
+            batch_timings["summarize (all three + distance profile)" + suffix] = median_time(
+                lambda: metrics.summarize(batch_layers), device, batch_repeats
+            )
 
     print(f"hf_posenc.metrics on {device} ({platform.processor() or platform.machine()}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads)")
@@ -189,7 +213,7 @@ def main() -> None:
           f"{args.repeats} runs")
     print(f"naive pure-Python loops timed on {len(as_lists)} of the {count} matrices and scaled per matrix "
           f"(max |naive - fast| = {max_error:.1e})")
-    header = f"{'measurement':42s} {'time':>11s} {'x A.sum()':>10s} {'naive loops':>12s} {'speed-up':>9s}"
+    header = f"{'measurement':57s} {'time':>11s} {'x A.sum()':>10s} {'naive loops':>12s} {'speed-up':>9s}"
     print(header)
     print("-" * len(header))
     rows = []
@@ -200,7 +224,7 @@ def main() -> None:
         rows.append(row)
         naive_text = "" if naive is None else f"{naive * 1e3:9.0f} ms"
         speed_text = "" if naive is None else f"{naive / seconds:8.0f}x"
-        print(f"{name:42s} {seconds * 1e3:8.2f} ms {seconds / floor:9.1f}x {naive_text:>12s} {speed_text:>9s}")
+        print(f"{name:57s} {seconds * 1e3:8.2f} ms {seconds / floor:9.1f}x {naive_text:>12s} {speed_text:>9s}")
     print(f"\nper 128x128 matrix: naive locality {naive_locality_each * 1e3:.2f} ms, naive symmetry "
           f"{naive_symmetry_each * 1e3:.2f} ms", end="")
     if paper_each is not None:
@@ -216,7 +240,7 @@ def main() -> None:
     batch_floor = batch_timings["A.sum() (one pass, the floor)"]
     for name, seconds in batch_timings.items():
         batch_rows.append({"name": name, "seconds": seconds, "relative_to_sum": seconds / batch_floor})
-        print(f"{name:42s} {seconds * 1e3:8.1f} ms {seconds / batch_floor:9.1f}x")
+        print(f"{name:57s} {seconds * 1e3:8.1f} ms {seconds / batch_floor:9.1f}x")
 
     results = {
         "device": str(device),

@@ -57,6 +57,8 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import torch
 from torch import Tensor
 
+from . import metrics_kernel
+
 __all__ = [
     "DEFAULT_MAX_DISTANCE",
     "DEFAULT_SYMMETRY_TOLERANCE",
@@ -89,6 +91,7 @@ class _Prepared(NamedTuple):
     matrices: Tensor  # [N, T, T] in the input's floating dtype
     lengths: Tensor | None  # [N] number of real tokens per matrix (long), None when all T tokens are real
     leading_shape: torch.Size  # the shape that per-matrix results take
+    row_sum_tolerance: float
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -293,12 +296,18 @@ def _prepare(attn: Any, attention_mask: Any, row_sum_tolerance: float | None) ->
             if not is_prefix:
                 attn = _compact_real_tokens_first(attn, real)
             lengths = _lengths_for(attn, real)
-    matrices = attn.reshape(-1, seq_len, seq_len)
+    return _Prepared(attn.reshape(-1, seq_len, seq_len), lengths, leading, tol)
+
+
+def _validate_values(prepared: _Prepared) -> None:
+    """The PyTorch validation of the values (finite, >= 0, rows summing to 1, nothing on padded keys)."""
     start = 0
-    for chunk, chunk_lengths in _iter_chunks(matrices, lengths):
-        _validate_chunk(chunk, chunk_lengths, start, leading, lengths is not None, tol)
+    for chunk, chunk_lengths in _iter_chunks(prepared.matrices, prepared.lengths):
+        _validate_chunk(
+            chunk, chunk_lengths, start, prepared.leading_shape, prepared.lengths is not None,
+            prepared.row_sum_tolerance,
+        )
         start += chunk.shape[0]
-    return _Prepared(matrices, lengths, leading)
 
 
 def validate_attention(
@@ -321,7 +330,7 @@ def validate_attention(
             whose shape does not match, that holds values other than 0/1 or marks a sequence with no real
             token, or real rows that put mass on padded keys (a mask that is not the model's).
     """
-    _prepare(attn, attention_mask, row_sum_tolerance)
+    _measure(_prepare(attn, attention_mask, row_sum_tolerance))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -499,24 +508,18 @@ def _chunk_symmetry_totals(
     return totals
 
 
-def _measure(
+def _torch_totals(
     prepared: _Prepared,
-    *,
-    want_locality: bool = False,
-    symmetry_methods: Sequence[str] = (),
-    tolerance: float = DEFAULT_SYMMETRY_TOLERANCE,
-    max_distance: int | None = None,
+    want_locality: bool,
+    symmetry_methods: Sequence[str],
+    tolerance: float,
+    max_distance: int | None,
 ) -> dict[str, Tensor]:
-    """Per-matrix float64 results [N] (and [N, 2k+1] for "distance_profile"), computed chunk by chunk.
-
-    Keys: "locality", "symmetry_reference", "symmetry_scale_aware" (those asked for), "distance_profile".
-    """
-    matrices, lengths = prepared.matrices, prepared.lengths
-    seq_len = matrices.shape[-1]
-    device = matrices.device
-    workspace = _Workspace(device)
+    """The raw per-matrix totals, computed chunk by chunk with PyTorch operations (any device)."""
+    seq_len = prepared.matrices.shape[-1]
+    workspace = _Workspace(prepared.matrices.device)
     pieces: dict[str, list[Tensor]] = {}
-    for chunk, chunk_lengths in _iter_chunks(matrices, lengths):
+    for chunk, chunk_lengths in _iter_chunks(prepared.matrices, prepared.lengths):
         flat = _as_float64_without_padding(chunk, chunk_lengths, workspace).reshape(chunk.shape[0], -1)
         found: dict[str, Tensor] = {}
         if want_locality:
@@ -529,7 +532,72 @@ def _measure(
             )
         for key, value in found.items():
             pieces.setdefault(key, []).append(value)
-    totals = {key: torch.cat(values) for key, values in pieces.items()}
+    return {key: torch.cat(values) for key, values in pieces.items()}
+
+
+def _kernel_totals(
+    kernel: Any,
+    prepared: _Prepared,
+    want_locality: bool,
+    symmetry_methods: Sequence[str],
+    tolerance: float,
+    max_distance: int | None,
+) -> dict[str, Tensor] | None:
+    """The same totals from the fused C kernel (CPU), which also validates every real row. None when it found
+    an invalid matrix that the PyTorch validation accepts (a row sum within rounding of the tolerance), so the
+    caller recomputes with PyTorch and both paths agree on what is valid."""
+    flags = (
+        (metrics_kernel.WANT_LOCALITY if want_locality else 0)
+        | (metrics_kernel.WANT_REFERENCE if "reference" in symmetry_methods else 0)
+        | (metrics_kernel.WANT_SCALE_AWARE if "scale_aware" in symmetry_methods else 0)
+        | (metrics_kernel.WANT_DISTANCES if max_distance is not None else 0)
+    )
+    table, invalid = metrics_kernel.attention_totals(
+        kernel,
+        prepared.matrices,
+        prepared.lengths,
+        flags,
+        max_distance or 0,
+        prepared.row_sum_tolerance,
+        tolerance,
+        _CONSTANT_RANGE,
+    )
+    if invalid is not None:
+        _validate_values(prepared)  # raises the ValueError that names the problem
+        return None
+    fixed = metrics_kernel.RESULT_FIXED
+    return {
+        "locality": table[:, 0],
+        "reference": table[:, 1],
+        "asymmetric": table[:, 2],
+        "mass": table[:, 3],
+        "diagonals": table[:, fixed:],
+    }
+
+
+def _measure(
+    prepared: _Prepared,
+    *,
+    want_locality: bool = False,
+    symmetry_methods: Sequence[str] = (),
+    tolerance: float = DEFAULT_SYMMETRY_TOLERANCE,
+    max_distance: int | None = None,
+) -> dict[str, Tensor]:
+    """Validate, then per-matrix float64 results [N] (and [N, 2k+1] for "distance_profile").
+
+    Keys: "locality", "symmetry_reference", "symmetry_scale_aware" (those asked for), "distance_profile".
+    CPU tensors take the fused kernel when it is available (see hf_posenc.metrics_kernel), everything else
+    the PyTorch path; both give the same totals.
+    """
+    matrices, lengths = prepared.matrices, prepared.lengths
+    seq_len = matrices.shape[-1]
+    device = matrices.device
+    options = (want_locality, symmetry_methods, tolerance, max_distance)
+    kernel = metrics_kernel.load() if device.type == "cpu" else None
+    totals = _kernel_totals(kernel, prepared, *options) if kernel is not None else None
+    if totals is None:
+        _validate_values(prepared)
+        totals = _torch_totals(prepared, *options)
 
     count = matrices.shape[0]
     if lengths is None:
@@ -730,17 +798,15 @@ def summarize(
                 f"{tuple(expected_shape)}; every layer must have the same shape"
             )
         try:
-            prepared = _prepare(layer, attention_mask, None)
+            measured = _measure(
+                _prepare(layer, attention_mask, None),
+                want_locality=True,
+                symmetry_methods=SYMMETRY_METHODS,
+                tolerance=tolerance,
+                max_distance=min(max_distance, layer.shape[-1] - 1),
+            )
         except ValueError as error:
             raise ValueError(f"attentions[{layer_index}]: {error}") from None
-        distance = min(max_distance, layer.shape[-1] - 1)
-        measured = _measure(
-            prepared,
-            want_locality=True,
-            symmetry_methods=SYMMETRY_METHODS,
-            tolerance=tolerance,
-            max_distance=distance,
-        )
         batch, heads = layer.shape[0], layer.shape[1]
         per_layer_values.append(
             {key: value.reshape(batch, heads, *value.shape[1:]) for key, value in measured.items()}
