@@ -11,6 +11,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,88 @@ WIDEST_VECTORS static void *run_job(void *argument) {
     return NULL;
 }
 
+/* A pool of worker threads that outlives each call, as PyTorch's own OpenMP pool does. Starting a thread, or
+ * waking one that sleeps, costs 50-100 us on a virtual machine, as much as measuring a dozen 128 x 128
+ * matrices; so after a call the workers spin for about SPIN_ROUNDS pauses (~0.1 ms) before they sleep, and
+ * back-to-back calls (one per layer in summarize, repeated calls in a training loop) find them awake. */
+enum { MAX_THREADS = 256, SPIN_ROUNDS = 2000 };
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER; /* one call at a time uses the pool */
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static atomic_long generation;  /* bumped once per call: the signal that new jobs are posted */
+static atomic_int unfinished;   /* workers that have not yet finished this generation's jobs */
+static int workers;             /* worker threads started, numbered 1..workers (0 is the caller) */
+static long start_generation[MAX_THREADS];
+static Job *posted_jobs;
+static int posted_count;
+static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
+
+/* A forked child (a DataLoader worker, say) inherits the state but none of the threads: start afresh. */
+static void forget_workers_after_fork(void) {
+    workers = 0;
+    pthread_mutex_init(&call_lock, NULL);
+    pthread_mutex_init(&wake_lock, NULL);
+    pthread_cond_init(&wake, NULL);
+}
+
+static void install_fork_handler(void) { pthread_atfork(NULL, NULL, forget_workers_after_fork); }
+
+static void *worker_loop(void *argument) {
+    const int index = (int)(intptr_t)argument;
+    long seen = start_generation[index];
+    for (;;) {
+        long now;
+        int rounds = 0;
+        while ((now = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
+            if (++rounds < SPIN_ROUNDS) {
+                CPU_RELAX();
+                continue;
+            }
+            pthread_mutex_lock(&wake_lock);
+            while (atomic_load(&generation) == seen) pthread_cond_wait(&wake, &wake_lock);
+            pthread_mutex_unlock(&wake_lock);
+        }
+        seen = now;
+        if (index < posted_count) run_job(&posted_jobs[index]);
+        atomic_fetch_sub_explicit(&unfinished, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Runs jobs[0..count-1]: job 0 on the calling thread, the others on pool workers (or here, for any worker
+ * that could not be started). */
+static void run_jobs(Job *jobs, int count) {
+    pthread_once(&fork_handler_once, install_fork_handler);
+    pthread_mutex_lock(&call_lock);
+    while (workers < count - 1) {
+        pthread_t handle;
+        start_generation[workers + 1] = atomic_load(&generation);
+        if (pthread_create(&handle, NULL, worker_loop, (void *)(intptr_t)(workers + 1)) != 0) break;
+        pthread_detach(handle);
+        workers++;
+    }
+    posted_jobs = jobs;
+    posted_count = count;
+    atomic_store(&unfinished, workers);
+    pthread_mutex_lock(&wake_lock);
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&wake_lock);
+    run_job(&jobs[0]);
+    for (int t = workers + 1; t < count; t++) run_job(&jobs[t]);
+    while (atomic_load_explicit(&unfinished, memory_order_acquire) > 0) CPU_RELAX();
+    pthread_mutex_unlock(&call_lock);
+}
+
 /* Measures `count` matrices on up to `threads` threads (the calling one included).
  * results: [count, RESULT_FIXED + 2 * max_distance + 1] float64 totals.
  * Returns -1 when every matrix is valid, the index of the first invalid matrix otherwise, -2 when out of
@@ -189,31 +272,22 @@ int64_t posenc_attention_stats(const void *matrices, int is_float32, int64_t cou
     for (int64_t c = 0; c < 2 * size - 1; c++) weights[c] = exp2(-fabs((double)(c - (size - 1))));
     const Settings settings = {size, flags, max_distance, row_sum_tolerance, symmetry_tolerance,
                                constant_range, weights, NULL};
-    if (threads < 1) threads = 1;
     if (threads > count) threads = (int)count;
-    Job *jobs = calloc((size_t)threads, sizeof(Job));
-    pthread_t *handles = calloc((size_t)threads, sizeof(pthread_t));
-    int *started = calloc((size_t)threads, sizeof(int));
-    if (jobs == NULL || handles == NULL || started == NULL) {
-        free(weights), free(jobs), free(handles), free(started);
-        return -2;
-    }
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads < 1) threads = 1;
+    Job jobs[MAX_THREADS];
     for (int t = 0; t < threads; t++) {
         jobs[t] = (Job){matrices, is_float32, count * t / threads, count * (t + 1) / threads,
                         lengths,  results,    settings,           -1};
-        /* Job 0 runs on the calling thread; a thread that cannot start runs there too. */
-        if (t > 0) started[t] = pthread_create(&handles[t], NULL, run_job, &jobs[t]) == 0;
     }
-    for (int t = 0; t < threads; t++) {
-        if (!started[t]) run_job(&jobs[t]);
-    }
+    if (threads == 1) run_job(&jobs[0]);
+    else run_jobs(jobs, threads);
+    free(weights);
     int64_t status = -1;
     for (int t = 0; t < threads; t++) {
-        if (started[t]) pthread_join(handles[t], NULL);
         if (jobs[t].status == -2) status = -2;
         /* Jobs hold increasing matrix ranges, so the first failing job has the first invalid matrix. */
         if (status == -1 && jobs[t].status >= 0) status = jobs[t].status;
     }
-    free(weights), free(jobs), free(handles), free(started);
     return status;
 }

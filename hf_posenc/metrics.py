@@ -565,14 +565,11 @@ def _kernel_totals(
     if invalid is not None:
         _validate_values(prepared)  # raises the ValueError that names the problem
         return None
-    fixed = metrics_kernel.RESULT_FIXED
-    return {
-        "locality": table[:, 0],
-        "reference": table[:, 1],
-        "asymmetric": table[:, 2],
-        "mass": table[:, 3],
-        "diagonals": table[:, fixed:],
-    }
+    columns = {"locality": 0, "reference": 1, "asymmetric": 2, "mass": 3}
+    totals = {key: table[:, column] for key, column in columns.items()}
+    if max_distance is not None:
+        totals["diagonals"] = table[:, metrics_kernel.RESULT_FIXED :]
+    return totals
 
 
 def _measure(
@@ -599,32 +596,38 @@ def _measure(
         _validate_values(prepared)
         totals = _torch_totals(prepared, *options)
 
-    count = matrices.shape[0]
-    if lengths is None:
-        real_tokens = torch.full((count,), float(seq_len), dtype=torch.float64, device=device)
-    else:
-        real_tokens = lengths.to(torch.float64)
+    # Token counts per matrix: one Python number without padding (a few tensor operations fewer, which shows
+    # at kernel speed), a float64 tensor [N] with it.
+    real_tokens = float(seq_len) if lengths is None else lengths.to(torch.float64)
     # Rows i of n tokens have min(i, n-1-i) mirrored pairs: floor((n-1)^2 / 4) in all.
-    pair_count = torch.floor((real_tokens - 1) ** 2 / 4)
-    has_pairs = pair_count > 0
+    pair_count = (real_tokens - 1) ** 2 // 4
     results: dict[str, Tensor] = {}
     if want_locality:
         results["locality"] = totals["locality"] / real_tokens
     if "reference" in symmetry_methods:
-        mean = totals["reference"] / pair_count.clamp_min(1)
-        results["symmetry_reference"] = torch.where(has_pairs, 1.0 - mean, math.nan)
+        # Without pairs the total is 0 and 0 / 0 = NaN, which _nan_without_pairs keeps.
+        results["symmetry_reference"] = _nan_without_pairs(1.0 - totals["reference"] / pair_count, pair_count)
     if "scale_aware" in symmetry_methods:
         mass, asymmetric = totals["mass"], totals["asymmetric"]
         # No mirrored mass at all (the identity, for instance): nothing is asymmetric, the score is 1.
         score = torch.where(mass > 0, 1.0 - asymmetric / mass.clamp_min(torch.finfo(torch.float64).tiny), 1.0)
-        results["symmetry_scale_aware"] = torch.where(has_pairs, score, math.nan)
+        results["symmetry_scale_aware"] = _nan_without_pairs(score, pair_count)
     if max_distance is not None:
+        count = matrices.shape[0]
+        real_tokens = torch.as_tensor(real_tokens, dtype=torch.float64, device=device).expand(count)
         offsets = torch.arange(-max_distance, max_distance + 1, device=device, dtype=torch.float64)
         rows_at_offset = (real_tokens[:, None] - offsets.abs()).clamp_min(0)  # rows i with i and i+d both real
         results["distance_profile"] = torch.where(
             rows_at_offset > 0, totals["diagonals"] / rows_at_offset.clamp_min(1), math.nan
         )
     return results
+
+
+def _nan_without_pairs(scores: Tensor, pair_count: float | Tensor) -> Tensor:
+    """Symmetry is undefined (NaN) for matrices whose rows have no mirrored pair (at most 2 tokens)."""
+    if isinstance(pair_count, Tensor):
+        return scores.masked_fill(pair_count == 0, math.nan)
+    return scores if pair_count > 0 else torch.full_like(scores, math.nan)
 
 
 def _check_method(method: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -16,6 +17,22 @@ from hf_posenc import metrics
 
 EXACT = 1e-9
 FLOAT64_EPS = torch.finfo(torch.float64).eps
+HAS_C_COMPILER = any(shutil.which(name) for name in ("cc", "gcc", "clang"))
+
+
+@pytest.fixture(
+    scope="module",
+    autouse=True,
+    params=[
+        pytest.param("require", id="kernel", marks=pytest.mark.skipif(not HAS_C_COMPILER, reason="no C compiler")),
+        pytest.param("off", id="pytorch"),
+    ],
+)
+def metrics_path(request):
+    """Every test here runs twice: on the fused C kernel (CPU default) and on the pure-PyTorch path."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_POSENC_METRICS_KERNEL", request.param)
+        yield request.param
 
 
 # --------------------------------------------------------------------------------------------------------
