@@ -14,8 +14,9 @@ headers and no build step at install time. The kernel splits the matrices among
 * ``off``: always the pure-PyTorch path (GPU tensors always take it).
 * ``require``: the kernel or a ``RuntimeError`` (for benchmarks and tests that must measure it).
 
-Both paths give the same numbers (tests/test_metrics.py holds them to 1e-12) and the same error messages:
-when the kernel finds an invalid matrix, metrics.py re-runs the PyTorch validation to name the problem.
+Both paths give the same numbers (tests/test_metrics_kernel.py holds them to 1e-12 of each other, and
+tests/test_metrics.py runs every metric test on both) and the same error messages: when the kernel finds an
+invalid matrix, metrics.py re-runs the PyTorch validation to name the problem.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ COMPILE_FLAGS = ("-O3", "-std=c11", "-fPIC", "-shared", "-pthread", "-fopenmp-si
 # Per matrix: locality, reference and asymmetric totals, mirrored mass, then 2k+1 diagonal sums.
 RESULT_FIXED = 4
 WANT_LOCALITY, WANT_REFERENCE, WANT_SCALE_AWARE, WANT_DISTANCES = 1, 2, 4, 8
-# Starting a thread costs about as much as measuring ten 128 x 128 matrices (70 us on a 2-core VM), so each
-# thread gets at least this many elements.
+# Waking a sleeping worker costs about as much as measuring ten 128 x 128 matrices (70 us on a 2-core VM), so
+# each thread gets at least this many elements (32 such matrices).
 _ELEMENTS_PER_THREAD = 1 << 19
 
 
@@ -72,11 +73,11 @@ def _compiler() -> str:
     raise KernelUnavailable("no C compiler found (set CC, or install gcc or clang)")
 
 
-def _library_path(compiler: str) -> Path:
+def _library_path(compiler: str, cache_folder: Path) -> Path:
     key = hashlib.sha256(
         SOURCE.read_bytes() + " ".join((compiler, *COMPILE_FLAGS, platform.platform())).encode()
     ).hexdigest()[:16]
-    return cache_dir() / "kernels" / f"attention_stats-{key}.so"
+    return cache_folder / "kernels" / f"attention_stats-{key}.so"
 
 
 def _build(compiler: str, library: Path) -> None:
@@ -99,10 +100,10 @@ def _build(compiler: str, library: Path) -> None:
             os.unlink(temporary)
 
 
-@lru_cache(maxsize=1)
-def _load_cached(library_key: str) -> ctypes.CDLL:
+@lru_cache(maxsize=4)
+def _load_cached(cache_folder: Path) -> ctypes.CDLL:
     compiler = _compiler()
-    library = _library_path(compiler)
+    library = _library_path(compiler, cache_folder)
     if not library.exists():
         try:
             _build(compiler, library)
@@ -137,7 +138,7 @@ def load() -> ctypes.CDLL | None:
         return None
     try:
         # Keyed by the cache folder, so pointing HF_POSENC_CACHE elsewhere builds there.
-        return _load_cached(str(cache_dir()))
+        return _load_cached(cache_dir())
     except KernelUnavailable as error:
         if current == "require":
             raise KernelUnavailable(f"HF_POSENC_METRICS_KERNEL=require, but {error}") from None
