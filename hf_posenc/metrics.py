@@ -522,6 +522,8 @@ def _torch_totals(
     max_distance: int | None,
 ) -> dict[str, Tensor]:
     """The raw per-matrix totals, computed chunk by chunk with PyTorch operations (any device)."""
+    if not (want_locality or symmetry_methods or max_distance is not None):
+        return {}  # validation only
     seq_len = prepared.matrices.shape[-1]
     workspace = _Workspace(prepared.matrices.device)
     pieces: dict[str, list[Tensor]] = {}
