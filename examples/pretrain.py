@@ -15,7 +15,6 @@ import inspect
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from transformers import (
 import hf_posenc
 from hf_posenc import data, hub
 from hf_posenc.callbacks import LocalitySymmetryCallback
+from hf_posenc.cli import exit_on_user_error
 
 # BERT-tiny/mini/small sizes (Turc et al. 2019) and BERT-base, the paper's size.
 SIZE_PRESETS = {
@@ -282,8 +282,4 @@ def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(main, "pretrain.py")

@@ -11,8 +11,8 @@ model's attention locality and symmetry, and writes probe_results.json.
 """
 
 import argparse
-import sys
 
+from hf_posenc.cli import exit_on_user_error
 from hf_posenc.probing import add_probe_arguments, run_probe
 
 
@@ -23,8 +23,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(main, "probe.py")

@@ -10,8 +10,6 @@ from transformers import Trainer, TrainerCallback
 
 from . import metrics
 
-METRIC_NAMES = ("locality", "symmetry", "symmetry_scale_aware")
-
 
 def probe_batch_from_dataset(dataset, num_sequences: int, pad_token_id: int = 0) -> dict[str, torch.Tensor]:
     """The first `num_sequences` rows of a tokenized dataset as one right-padded batch (no MLM masking: the
@@ -32,8 +30,8 @@ def probe_batch_from_dataset(dataset, num_sequences: int, pad_token_id: int = 0)
 
 def flatten_for_logging(summary: dict[str, Any], per_head: bool = False, prefix: str = "posenc") -> dict[str, float]:
     """Scalars named posenc/locality, posenc/layer_0/symmetry, ... (and posenc/layer_0/head_1/... if per_head)."""
-    logs = {f"{prefix}/{name}": summary[name] for name in METRIC_NAMES}
-    for name in METRIC_NAMES:
+    logs = {f"{prefix}/{name}": summary[name] for name in metrics.SUMMARY_METRICS}
+    for name in metrics.SUMMARY_METRICS:
         for layer, value in enumerate(summary["per_layer"][name]):
             logs[f"{prefix}/layer_{layer}/{name}"] = value
             if per_head:
@@ -127,7 +125,7 @@ class LocalitySymmetryCallback(TrainerCallback):
     def draw_heatmaps(self, output_dir: str, step: int, summary: dict[str, Any]) -> None:
         from . import plots
 
-        for name in METRIC_NAMES:
+        for name in metrics.SUMMARY_METRICS:
             plots.plot_head_heatmap(summary, self.plot_dir(output_dir) / f"{name}_step{step}.png", metric=name)
 
     def draw_curves(self, output_dir: str, log_history: list[dict]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 # Varied English sentences of 8 to 25 words: enough distances for the metrics, no data download.
@@ -79,7 +80,7 @@ def analyze(args: argparse.Namespace) -> dict:
     if not args.no_plots:
         from . import plots
 
-        for name in ("locality", "symmetry", "symmetry_scale_aware"):
+        for name in metrics.SUMMARY_METRICS:
             written.append(plots.plot_head_heatmap(summary, output / f"heatmap_{name}.png", metric=name))
         written.append(plots.plot_distance_profile(summary, output / "attention_by_distance.png"))
     print("wrote " + ", ".join(str(path) for path in written))
@@ -103,6 +104,20 @@ def export_run(args: argparse.Namespace):
     return folder
 
 
+# What a user can fix (a bad argument, a missing or existing file, an unusable model): reported as one line and
+# exit status 2, without a traceback, by the CLI and by the example scripts.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, RuntimeError)
+
+
+def exit_on_user_error(main: Callable[[], object], prog: str) -> None:
+    """Run a script's `main`; a user error is printed as ``prog: error: ...`` and exits with status 2."""
+    try:
+        main()
+    except USER_ERRORS as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import hub, probing
 
@@ -122,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             export_run(args)
         else:
             return hub.run_push(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+    except USER_ERRORS as error:
         print(f"hf-posenc {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -205,18 +205,27 @@ def _current_umask() -> int:
 
 
 @contextmanager
-def _atomic_output(path: Path, mode: str = "w", **open_kwargs):
-    """Open a temporary file next to ``path``; on success give it normal permissions and rename it."""
+def atomic_path(path: Path):
+    """A temporary path next to ``path`` to write to: on success it gets normal permissions and replaces
+    ``path`` in one rename, so no reader (another process, say) ever sees a half-written file; on failure it
+    is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(descriptor)
     try:
-        with open(descriptor, mode, **open_kwargs) as handle:
-            yield handle
+        yield Path(temporary)
         os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp creates it private (0600)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _atomic_output(path: Path, mode: str = "w", **open_kwargs):
+    """Open a file that replaces ``path`` once it is written (see `atomic_path`)."""
+    with atomic_path(path) as temporary, open(temporary, mode, **open_kwargs) as handle:
+        yield handle
 
 
 def write_documents(documents: Iterable[Sequence[str]], path: str | os.PathLike) -> Path:

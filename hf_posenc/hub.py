@@ -60,6 +60,9 @@ from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
+from .metrics import SUMMARY_METRICS
+from .probing import PROBE_NAMES, STILL_ENTAILMENT
+
 TEMPLATE_NAME = "posenc_model_card.md.jinja"
 DEFAULT_COMMIT_MESSAGE = "Upload hf_posenc model"
 DEFAULT_PROBE_DATASET = "stanfordnlp/snli"
@@ -87,15 +90,13 @@ ROUTE_DESCRIPTIONS = {
     "score": "extra attention scores between token content and relative-position embeddings",
 }
 
-NUMBER_KEYS = ("eval_loss", "perplexity", "train_loss", "locality", "symmetry", "symmetry_scale_aware")
+NUMBER_KEYS = ("eval_loss", "perplexity", "train_loss", *SUMMARY_METRICS)
 COUNT_KEYS = ("train_steps", "max_seq_length")
 TEXT_KEYS = ("variant", "dataset", "dataset_name", "dataset_config", "tokenizer", "measured_on", "probe_dataset")
 # Local data files are described on the card but are not Hub datasets for its metadata.
 DATA_FILE_SUFFIXES = (".txt", ".text", ".json", ".jsonl", ".csv", ".tsv", ".parquet", ".arrow", ".gz", ".bz2", ".xz")
 RESULT_KEYS = (*NUMBER_KEYS, *COUNT_KEYS, *TEXT_KEYS, "per_layer", "probes", "plots")
-LAYER_METRICS = ("locality", "symmetry", "symmetry_scale_aware")
-PROBE_ORDER = ("original", "shuffle-3", "shuffle-4", "shuffle-5", "shuffle-6", "random", "role-swap")
-STILL_ENTAILMENT = "still_entailment"
+PROBE_ORDER = ("original", *PROBE_NAMES)
 
 METRIC_NAMES = {
     "eval_loss": ("loss", "Eval loss"),
@@ -182,10 +183,10 @@ def render_card(
             if key in results
         ],
         "attention_rows": [
-            (METRIC_NAMES[key][1], _format(results[key], 4)) for key in LAYER_METRICS if key in results
+            (METRIC_NAMES[key][1], _format(results[key], 4)) for key in SUMMARY_METRICS if key in results
         ],
         "per_layer_rows": [
-            {"layer": row["layer"], **{key: _format(row.get(key), 4) for key in LAYER_METRICS}}
+            {"layer": row["layer"], **{key: _format(row.get(key), 4) for key in SUMMARY_METRICS}}
             for row in results.get("per_layer", [])
         ],
         "measured_on": results.get("measured_on"),
@@ -249,10 +250,10 @@ def attention_results(summary: Mapping[str, Any]) -> dict[str, Any]:
     per_layer = summary.get("per_layer") or {}
     num_layers = max((len(values) for values in per_layer.values()), default=0)
     rows = [
-        {"layer": layer, **{key: per_layer[key][layer] for key in LAYER_METRICS if key in per_layer}}
+        {"layer": layer, **{key: per_layer[key][layer] for key in SUMMARY_METRICS if key in per_layer}}
         for layer in range(num_layers)
     ]
-    found = {key: summary[key] for key in LAYER_METRICS if summary.get(key) is not None}
+    found = {key: summary[key] for key in SUMMARY_METRICS if summary.get(key) is not None}
     return {**found, "per_layer": rows} if rows else found
 
 
@@ -279,14 +280,14 @@ def _per_layer(rows) -> list[dict[str, Any]]:
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping) or "layer" not in row:
             raise ValueError(f"results['per_layer'][{index}] must be a dict with a 'layer' key; got {row!r}.")
-        unknown = sorted(set(row) - {"layer", *LAYER_METRICS})
+        unknown = sorted(set(row) - {"layer", *SUMMARY_METRICS})
         if unknown:
             raise ValueError(
                 f"results['per_layer'][{index}] has unknown key(s) {', '.join(unknown)}; "
-                f"known: layer, {', '.join(LAYER_METRICS)}."
+                f"known: layer, {', '.join(SUMMARY_METRICS)}."
             )
         entry = {"layer": _count(f"results['per_layer'][{index}]['layer']", row["layer"])}
-        for key in LAYER_METRICS:
+        for key in SUMMARY_METRICS:
             if row.get(key) is not None:
                 entry[key] = _number(f"results['per_layer'][{index}][{key!r}]", row[key])
         normalized.append(entry)
@@ -371,9 +372,13 @@ def _training_rows(results) -> list[tuple[str, str]]:
     return rows
 
 
+def _probe_names(probes: Mapping[str, float]) -> list[str]:
+    """The probes present, in the paper's order, then any others (other shuffle windows, still_entailment)."""
+    return [name for name in PROBE_ORDER if name in probes] + sorted(name for name in probes if name not in PROBE_ORDER)
+
+
 def _probe_rows(probes: dict[str, float]) -> list[dict[str, str]]:
-    names = [name for name in PROBE_ORDER if name in probes]
-    names += sorted(name for name in probes if name not in PROBE_ORDER and name != STILL_ENTAILMENT)
+    names = [name for name in _probe_names(probes) if name != STILL_ENTAILMENT]
     original = probes.get("original")
     rows = []
     for name in names:
@@ -390,7 +395,7 @@ def _eval_results(results) -> list[EvalResult]:
     dataset = results.get("dataset", "unspecified")
     if not _looks_like_hub_id(dataset):  # a description: model-index wants an identifier as the type
         dataset = re.sub(r"[^\w.]+", "-", dataset).strip("-").lower() or "unspecified"
-    for key in (*("eval_loss", "perplexity"), *LAYER_METRICS):
+    for key in (*("eval_loss", "perplexity"), *SUMMARY_METRICS):
         if key in results and math.isfinite(results[key]):
             metric_type, metric_name = METRIC_NAMES[key]
             eval_results.append(
@@ -408,7 +413,7 @@ def _eval_results(results) -> list[EvalResult]:
             )
     probes = results.get("probes", {})
     probe_dataset = results.get("probe_dataset", DEFAULT_PROBE_DATASET)
-    for name in [*(n for n in PROBE_ORDER if n in probes), *sorted(n for n in probes if n not in PROBE_ORDER)]:
+    for name in _probe_names(probes):
         is_rate = name == STILL_ENTAILMENT
         probe = "role-swap" if is_rate else name
         eval_results.append(

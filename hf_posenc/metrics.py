@@ -68,6 +68,7 @@ from . import metrics_kernel
 __all__ = [
     "DEFAULT_MAX_DISTANCE",
     "DEFAULT_SYMMETRY_TOLERANCE",
+    "SUMMARY_METRICS",
     "SYMMETRY_METHODS",
     "locality",
     "position_attention",
@@ -78,6 +79,8 @@ __all__ = [
 ]
 
 SYMMETRY_METHODS = ("reference", "scale_aware")
+# The metrics `summarize` reports (overall, per layer, per head), as its keys name them.
+SUMMARY_METRICS = ("locality", "symmetry", "symmetry_scale_aware")
 # Relative tolerance of the scale-aware symmetry: float32 softmax noise is ~1e-6 relative, real asymmetry
 # below 1e-4 of a pair's mass is irrelevant, and the score can move by at most this much because of it.
 DEFAULT_SYMMETRY_TOLERANCE = 1e-4
@@ -552,8 +555,8 @@ def _kernel_totals(
     max_distance: int | None,
 ) -> dict[str, Tensor] | None:
     """The same totals from the fused C kernel (CPU), which also validates every real row. None when it found
-    an invalid matrix that the PyTorch validation accepts (a row sum within rounding of the tolerance), so the
-    caller recomputes with PyTorch and both paths agree on what is valid."""
+    an invalid matrix: the caller then runs the PyTorch validation, which raises the error that names the
+    problem (or, for a row sum within rounding of the tolerance, accepts it and the PyTorch path computes)."""
     flags = (
         (metrics_kernel.WANT_LOCALITY if want_locality else 0)
         | (metrics_kernel.WANT_REFERENCE if "reference" in symmetry_methods else 0)
@@ -571,7 +574,6 @@ def _kernel_totals(
         _CONSTANT_RANGE,
     )
     if invalid is not None:
-        _validate_values(prepared)  # raises the ValueError that names the problem
         return None
     columns = {"locality": 0, "reference": 1, "asymmetric": 2, "mass": 3}
     totals = {key: table[:, column] for key, column in columns.items()}
@@ -823,7 +825,7 @@ def summarize(
             {key: value.reshape(batch, heads, *value.shape[1:]) for key, value in measured.items()}
         )
     stacked = {key: torch.stack([values[key] for values in per_layer_values]) for key in per_layer_values[0]}
-    names = {"locality": "locality", "symmetry_reference": "symmetry", "symmetry_scale_aware": "symmetry_scale_aware"}
+    names = dict(zip(("locality", "symmetry_reference", "symmetry_scale_aware"), SUMMARY_METRICS))
     summary: dict[str, Any] = {}
     per_layer: dict[str, Any] = {}
     per_head: dict[str, Any] = {}

@@ -28,14 +28,13 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .data import cache_dir
+from .data import atomic_path, cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -81,23 +80,14 @@ def _library_path(compiler: str, cache_folder: Path) -> Path:
 
 
 def _build(compiler: str, library: Path) -> None:
-    library.parent.mkdir(parents=True, exist_ok=True)
-    # Compile to a temporary name and rename, so concurrent processes (one per GPU under accelerate) never
+    # Written under a temporary name and renamed, so concurrent processes (one per GPU under accelerate) never
     # load a half-written library.
-    handle, temporary = tempfile.mkstemp(suffix=".so", dir=library.parent)
-    os.close(handle)
-    try:
+    with atomic_path(library) as temporary:
         result = subprocess.run(
-            [compiler, *COMPILE_FLAGS, str(SOURCE), "-o", temporary, "-lm"],
-            capture_output=True,
-            text=True,
+            [compiler, *COMPILE_FLAGS, str(SOURCE), "-o", str(temporary), "-lm"], capture_output=True, text=True
         )
         if result.returncode != 0:
             raise KernelUnavailable(f"{compiler} failed on {SOURCE.name}:\n{result.stderr.strip()}")
-        os.replace(temporary, library)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 @lru_cache(maxsize=4)

@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .metrics import SUMMARY_METRICS
+
 __all__ = [
     "plot_attention_matrix",
     "plot_distance_profile",
@@ -229,7 +231,7 @@ def plot_training_curves(
     history: Iterable[Any],
     path: str | Path,
     *,
-    metrics: Sequence[str] = ("locality", "symmetry", "symmetry_scale_aware"),
+    metrics: Sequence[str] = SUMMARY_METRICS,
     prefix: str = "posenc/",
     title: str | None = None,
 ) -> Path:

@@ -38,6 +38,8 @@ PROBE_NAMES = tuple(f"shuffle-{n}" for n in SHUFFLE_WINDOWS) + ("random", "role-
 # reliably neutral or contradiction ("A dog bites a man" given "A man bites a dog"), so the probe only
 # claims what the paper claims: it is not entailed. Any answer other than "entailment" counts as right.
 NOT_ENTAILMENT = "not_entailment"
+# The result key of the share of role-swapped pairs still answered "entailment".
+STILL_ENTAILMENT = "still_entailment"
 
 # How many times a shuffle is redrawn when it happens to reproduce the original order.
 _MAX_SHUFFLE_DRAWS = 100
@@ -648,7 +650,7 @@ def score_probes(
             probe_accuracy = accuracy([int(p != entailment) for p in predicted], [1] * len(records))
             accuracy_before = accuracy([int(p == entailment) for p, _ in before], [1] * len(records))
             fractions["role-swap"] = probe_accuracy
-            fractions["still_entailment"] = 1 - probe_accuracy
+            fractions[STILL_ENTAILMENT] = 1 - probe_accuracy
             entailment_pairs = sum(1 for pair in test_pairs if pair["gold_label"] == "entailment")
             details[name] = {
                 "pairs": len(records),
@@ -685,7 +687,7 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
         probes, deltas = result["probes"], result["deltas"]
         cells = [model_name, cell(100 * probes["original"])]
         cells += [cell(deltas.get(name), signed=True) for name in PROBE_NAMES]
-        still = probes.get("still_entailment")
+        still = probes.get(STILL_ENTAILMENT)
         cells.append(cell(None if still is None else 100 * still))
         cells += [cell(result.get("locality"), decimals=3), cell(result.get("symmetry"), decimals=3)]
         body.append(cells)

@@ -153,6 +153,16 @@ def test_bad_arguments_fail_before_training(tmp_path, arguments, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_script_reports_a_bad_argument_in_one_line_with_status_2(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--variant", "rotary", "--output_dir", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("pretrain.py: error: Unknown positional-encoding variant 'rotary'")
+    assert "Traceback" not in result.stderr
+
+
 def test_empty_corpus_and_vocabulary_mismatch_are_refused(tmp_path):
     pretrain = load_pretrain_module()
     empty = tmp_path / "empty.txt"
