@@ -15,6 +15,8 @@ $(VENV)/.installed: setup.cfg requirements-test.txt
 install: $(VENV)/.installed
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 demo: $(VENV)/.installed
@@ -25,4 +27,8 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_training_step.py
 	$(PY) benchmarks/bench_metrics.py
 
-.PHONY: install test demo bench
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+.PHONY: install test demo bench format

@@ -49,16 +49,34 @@ def main():
         for repeat in range(args.repeats):
             for label, flag in (("without", "false"), ("with", "true")):
                 timer = TrainTimer()
-                pretrain.main([
-                    "--corpus", args.corpus, "--max_steps", str(args.max_steps), "--eval_strategy", "no",
-                    "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
-                    "--posenc_metrics", flag, "--output_dir", f"{scratch}/{label}{repeat}",
-                ], extra_callbacks=[timer])
+                pretrain.main(
+                    [
+                        "--corpus",
+                        args.corpus,
+                        "--max_steps",
+                        str(args.max_steps),
+                        "--eval_strategy",
+                        "no",
+                        "--save_strategy",
+                        "no",
+                        "--report_to",
+                        "none",
+                        "--disable_tqdm",
+                        "true",
+                        "--posenc_metrics",
+                        flag,
+                        "--output_dir",
+                        f"{scratch}/{label}{repeat}",
+                    ],
+                    extra_callbacks=[timer],
+                )
                 times[label].append(timer.seconds)
     best = {label: min(values) for label, values in times.items()}
     overhead = best["with"] / best["without"] - 1
     print(f"{args.max_steps} steps, tiny preset, logging every 25 steps (the defaults); best of {args.repeats}:")
-    print(f"  without callback {best['without']:.1f} s, with callback {best['with']:.1f} s -> overhead {100 * overhead:.1f}%")
+    print(
+        f"  without callback {best['without']:.1f} s, with callback {best['with']:.1f} s -> overhead {100 * overhead:.1f}%"
+    )
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({"settings": vars(args), "seconds": times, "overhead": overhead}, indent=2))

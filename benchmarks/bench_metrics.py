@@ -129,10 +129,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--repeats", type=int, default=25, help="timed runs per measurement (median reported)")
-    parser.add_argument("--naive-matrices", type=int, default=12,
-                        help="matrices the naive loops are timed on (scaled per matrix to all 144)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's own choice); 1 is steadier on a shared machine")
+    parser.add_argument(
+        "--naive-matrices",
+        type=int,
+        default=12,
+        help="matrices the naive loops are timed on (scaled per matrix to all 144)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's own choice); 1 is steadier on a shared machine",
+    )
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results" / "metrics.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -210,36 +218,54 @@ def main() -> None:
                 lambda: metrics.summarize(batch_layers), device, batch_repeats
             )
 
-    print(f"hf_posenc.metrics on {device} ({platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads)")
-    print(f"\n{LAYERS} layers x {HEADS} heads x {SEQ_LEN}x{SEQ_LEN} float64 = {count} matrices, median of "
-          f"{args.repeats} runs")
-    print(f"naive pure-Python loops timed on {len(as_lists)} of the {count} matrices and scaled per matrix "
-          f"(max |naive - fast| = {max_error:.1e})")
+    print(
+        f"hf_posenc.metrics on {device} ({platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    )
+    print(
+        f"\n{LAYERS} layers x {HEADS} heads x {SEQ_LEN}x{SEQ_LEN} float64 = {count} matrices, median of "
+        f"{args.repeats} runs"
+    )
+    print(
+        f"naive pure-Python loops timed on {len(as_lists)} of the {count} matrices and scaled per matrix "
+        f"(max |naive - fast| = {max_error:.1e})"
+    )
     header = f"{'measurement':57s} {'time':>11s} {'x A.sum()':>10s} {'naive loops':>12s} {'speed-up':>9s}"
     print(header)
     print("-" * len(header))
     rows = []
     for name, seconds in timings.items():
         naive = naive_scaled.get(name)
-        row = {"name": name, "seconds": seconds, "relative_to_sum": seconds / floor,
-               "naive_seconds": naive, "speedup_vs_naive": None if naive is None else naive / seconds}
+        row = {
+            "name": name,
+            "seconds": seconds,
+            "relative_to_sum": seconds / floor,
+            "naive_seconds": naive,
+            "speedup_vs_naive": None if naive is None else naive / seconds,
+        }
         rows.append(row)
         naive_text = "" if naive is None else f"{naive * 1e3:9.0f} ms"
         speed_text = "" if naive is None else f"{naive / seconds:8.0f}x"
         print(f"{name:57s} {seconds * 1e3:8.2f} ms {seconds / floor:9.1f}x {naive_text:>12s} {speed_text:>9s}")
-    print(f"\nper 128x128 matrix: naive locality {naive_locality_each * 1e3:.2f} ms, naive symmetry "
-          f"{naive_symmetry_each * 1e3:.2f} ms, tensor-to-list conversion (not in the naive times) "
-          f"{conversion_each * 1e3:.2f} ms", end="")
+    print(
+        f"\nper 128x128 matrix: naive locality {naive_locality_each * 1e3:.2f} ms, naive symmetry "
+        f"{naive_symmetry_each * 1e3:.2f} ms, tensor-to-list conversion (not in the naive times) "
+        f"{conversion_each * 1e3:.2f} ms",
+        end="",
+    )
     if paper_each is not None:
-        print(f", paper-style numpy+MinMaxScaler symmetry {paper_each * 1e3:.2f} ms "
-              f"(x{paper_each * count / timings['symmetry reference']:.0f} slower than hf_posenc on all {count})")
+        print(
+            f", paper-style numpy+MinMaxScaler symmetry {paper_each * 1e3:.2f} ms "
+            f"(x{paper_each * count / timings['symmetry reference']:.0f} slower than hf_posenc on all {count})"
+        )
     else:
         print(" (scikit-learn not installed: paper-style baseline skipped)")
 
     batch_count = LAYERS * BATCH * HEADS
-    print(f"\ntraining-size batch: {BATCH} sequences x {LAYERS} layers x {HEADS} heads x {SEQ_LEN}x{SEQ_LEN} "
-          f"float32 = {batch_count} matrices")
+    print(
+        f"\ntraining-size batch: {BATCH} sequences x {LAYERS} layers x {HEADS} heads x {SEQ_LEN}x{SEQ_LEN} "
+        f"float32 = {batch_count} matrices"
+    )
     batch_rows = []
     batch_floor = batch_timings["A.sum() (one pass, the floor)"]
     for name, seconds in batch_timings.items():
@@ -260,8 +286,11 @@ def main() -> None:
         "paper_style_symmetry_seconds_per_matrix": paper_each,
         "max_abs_error_vs_naive": max_error,
         "timings": rows,
-        "training_batch": {"shape": [LAYERS, BATCH, HEADS, SEQ_LEN, SEQ_LEN], "dtype": "float32",
-                           "timings": batch_rows},
+        "training_batch": {
+            "shape": [LAYERS, BATCH, HEADS, SEQ_LEN, SEQ_LEN],
+            "dtype": "float32",
+            "timings": batch_rows,
+        },
     }
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import BertConfig, BertForMaskedLM
+from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 
 import hf_posenc
-from transformers import AutoModelForMaskedLM
 
 
 def parse_args():
@@ -128,7 +127,9 @@ def main():
                 training_step(model, optimizers[name], batch)
                 synchronize(args.device)
                 step_times[name].append(time.perf_counter() - start)
-    memory = {name: peak_memory_bytes(model, optimizers[name], batches[0], args.device) for name, model in models.items()}
+    memory = {
+        name: peak_memory_bytes(model, optimizers[name], batches[0], args.device) for name, model in models.items()
+    }
 
     tokens_per_step = args.batch_size * args.seq_len
     throughput = {name: tokens_per_step / statistics.median(times) for name, times in step_times.items()}
@@ -136,29 +137,41 @@ def main():
     rows = []
     for name in models:
         route = "transformers" if name == "BertForMaskedLM" else hf_posenc.ENCODINGS[name].route
-        rows.append({
-            "model": name,
-            "route": route,
-            "tokens_per_s": round(throughput[name], 1),
-            "vs_BertForMaskedLM": round(throughput[name] / bert, 3),
-            "vs_learned": round(throughput[name] / learned, 3) if learned else None,
-            "memory_MiB": round(memory[name] / 2**20, 1),
-            "memory_vs_learned": round(memory[name] / memory["learned"], 3) if learned else None,
-        })
+        rows.append(
+            {
+                "model": name,
+                "route": route,
+                "tokens_per_s": round(throughput[name], 1),
+                "vs_BertForMaskedLM": round(throughput[name] / bert, 3),
+                "vs_learned": round(throughput[name] / learned, 3) if learned else None,
+                "memory_MiB": round(memory[name] / 2**20, 1),
+                "memory_vs_learned": round(memory[name] / memory["learned"], 3) if learned else None,
+            }
+        )
 
     memory_kind = "peak allocated" if args.device.startswith("cuda") else "saved activations"
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()} threads"
-    print(f"device: {device_name}, dtype {args.dtype}, batch {args.batch_size} x {args.seq_len} tokens, "
-          f"hidden {args.hidden_size}, {args.num_hidden_layers} layers, {args.num_attention_heads} heads, "
-          f"vocab {args.vocab_size}; median of {args.rounds * args.steps_per_round} steps; memory = {memory_kind}")
-    print(f"| {'model':<16} | {'route':<12} | {'tokens/s':>9} | {'x Bert':>6} | {'x learned':>9} | {'MiB':>7} | {'mem x learned':>13} |")
+    device_name = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()} threads"
+    )
+    print(
+        f"device: {device_name}, dtype {args.dtype}, batch {args.batch_size} x {args.seq_len} tokens, "
+        f"hidden {args.hidden_size}, {args.num_hidden_layers} layers, {args.num_attention_heads} heads, "
+        f"vocab {args.vocab_size}; median of {args.rounds * args.steps_per_round} steps; memory = {memory_kind}"
+    )
+    print(
+        f"| {'model':<16} | {'route':<12} | {'tokens/s':>9} | {'x Bert':>6} | {'x learned':>9} | {'MiB':>7} | {'mem x learned':>13} |"
+    )
     print(f"|{'-' * 18}|{'-' * 14}|{'-' * 11}|{'-' * 8}|{'-' * 11}|{'-' * 9}|{'-' * 15}|")
     for row in rows:
-        print(f"| {row['model']:<16} | {row['route']:<12} | {row['tokens_per_s']:>9.0f} | {row['vs_BertForMaskedLM']:>6.2f} | "
-              f"{row['vs_learned'] or 0:>9.2f} | {row['memory_MiB']:>7.1f} | {row['memory_vs_learned'] or 0:>13.2f} |")
+        print(
+            f"| {row['model']:<16} | {row['route']:<12} | {row['tokens_per_s']:>9.0f} | {row['vs_BertForMaskedLM']:>6.2f} | "
+            f"{row['vs_learned'] or 0:>9.2f} | {row['memory_MiB']:>7.1f} | {row['memory_vs_learned'] or 0:>13.2f} |"
+        )
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"settings": vars(args), "device": device_name, "memory_kind": memory_kind, "rows": rows}, indent=2))
+    output.write_text(
+        json.dumps({"settings": vars(args), "device": device_name, "memory_kind": memory_kind, "rows": rows}, indent=2)
+    )
     print(f"wrote {output}")
 
 

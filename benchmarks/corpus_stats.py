@@ -1,7 +1,7 @@
 """Sizes of the built-in corpora and the time to build, tokenize and pack them (README, section Data).
 
-    python benchmarks/corpus_stats.py            # every corpus; downloads the artefacts on first use
-    python benchmarks/corpus_stats.py --rebuild  # also time building each corpus from its cached artefact
+python benchmarks/corpus_stats.py            # every corpus; downloads the artefacts on first use
+python benchmarks/corpus_stats.py --rebuild  # also time building each corpus from its cached artefact
 """
 
 import argparse
@@ -20,7 +20,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
-    print(f"| corpus | build (s) | documents | lines | words |\n|---|---|---|---|---|")
+    print("| corpus | build (s) | documents | lines | words |\n|---|---|---|---|---|")
     for name in data.CORPORA:
         path, seconds = timed(data.builtin_corpus, name, rebuild=args.rebuild)
         documents = data.read_documents(path)
@@ -33,8 +33,10 @@ def main():
     print(f"WordPiece, 8,000 tokens, on 'default': {seconds:.1f} s")
     for length in (128, 512):
         (train, validation), seconds = timed(data.pack_for_mlm, documents, tokenizer, length)
-        print(f"packing 'default' into {length}-token blocks: {seconds:.1f} s, {len(train):,} training + "
-              f"{len(validation):,} validation blocks")
+        print(
+            f"packing 'default' into {length}-token blocks: {seconds:.1f} s, {len(train):,} training + "
+            f"{len(validation):,} validation blocks"
+        )
 
 
 if __name__ == "__main__":

@@ -77,11 +77,15 @@ class DataArguments:
     dataset_name: str | None = field(default=None, metadata={"help": "a Hugging Face dataset (needs the Hub)"})
     dataset_config_name: str | None = field(default=None, metadata={"help": "its configuration"})
     text_column: str = field(default="text", metadata={"help": "text column of --dataset_name"})
-    train_file: str | None = field(default=None, metadata={"help": "text file: one sentence per line, blank line between documents"})
+    train_file: str | None = field(
+        default=None, metadata={"help": "text file: one sentence per line, blank line between documents"}
+    )
     validation_file: str | None = field(default=None, metadata={"help": "same format; default: hold out documents"})
     validation_fraction: float = field(default=0.05, metadata={"help": "share of documents held out for evaluation"})
     max_seq_length: int = field(default=128, metadata={"help": "tokens per packed block, [CLS] and [SEP] included"})
-    tokenizer_name: str | None = field(default=None, metadata={"help": "a saved tokenizer folder; default: train WordPiece"})
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "a saved tokenizer folder; default: train WordPiece"}
+    )
     vocab_size: int | None = field(default=None, metadata={"help": "WordPiece vocabulary to train (default 8000)"})
     mlm_probability: float = field(default=0.15, metadata={"help": "share of tokens masked, as in BERT and the paper"})
 
@@ -89,11 +93,17 @@ class DataArguments:
 @dataclass
 class RunArguments:
     posenc_metrics: bool = field(default=True, metadata={"help": "log locality and symmetry while training"})
-    posenc_every_n_steps: int | None = field(default=None, metadata={"help": "measure locality/symmetry every N steps (default: logging_steps)"})
+    posenc_every_n_steps: int | None = field(
+        default=None, metadata={"help": "measure locality/symmetry every N steps (default: logging_steps)"}
+    )
     posenc_probe_sequences: int = field(default=8, metadata={"help": "validation sequences in the probe batch"})
     posenc_per_head: bool = field(default=False, metadata={"help": "also log every head's metrics"})
-    posenc_heatmap_every: int | None = field(default=None, metadata={"help": "draw layer x head heatmaps every K measurements"})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "allow writing over a trained model in --output_dir"})
+    posenc_heatmap_every: int | None = field(
+        default=None, metadata={"help": "draw layer x head heatmaps every K measurements"}
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "allow writing over a trained model in --output_dir"}
+    )
 
 
 def variant_parameter_arguments():
@@ -111,7 +121,11 @@ def variant_parameter_arguments():
                 kind = list[float] | None  # a float or one value per head
             else:
                 kind = type(default) | None
-            parameters[name] = (name, kind, field(default=None, metadata={"help": f"{config_class.variant}: default {default}"}))
+            parameters[name] = (
+                name,
+                kind,
+                field(default=None, metadata={"help": f"{config_class.variant}: default {default}"}),
+            )
     return make_dataclass("VariantArguments", list(parameters.values()))
 
 
@@ -146,8 +160,13 @@ def variant_settings(model_args, variant_args) -> dict:
 
 
 def build_config(model_args, variant_args, vocab_size: int, pad_token_id: int):
-    settings = {**SIZE_PRESETS[model_args.size], "vocab_size": vocab_size, "pad_token_id": pad_token_id,
-                **variant_settings(model_args, variant_args), **parse_overrides(model_args.config_overrides)}
+    settings = {
+        **SIZE_PRESETS[model_args.size],
+        "vocab_size": vocab_size,
+        "pad_token_id": pad_token_id,
+        **variant_settings(model_args, variant_args),
+        **parse_overrides(model_args.config_overrides),
+    }
     return hf_posenc.create_config(model_args.variant, **settings)
 
 
@@ -162,12 +181,17 @@ def check_arguments(model_args, variant_args, data_args, run_args, training_args
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"--{flag} {path} does not exist; give the path of a text file.")
     if data_args.tokenizer_name is not None and not Path(data_args.tokenizer_name).exists():
-        raise FileNotFoundError(f"--tokenizer_name {data_args.tokenizer_name} is not a folder here; give a saved tokenizer folder.")
+        raise FileNotFoundError(
+            f"--tokenizer_name {data_args.tokenizer_name} is not a folder here; give a saved tokenizer folder."
+        )
     if not 0 < data_args.mlm_probability < 1:
         raise ValueError(f"--mlm_probability must be between 0 and 1; got {data_args.mlm_probability}.")
     # The model's own checks (head sizes, w and s, ...) run now, with a stand-in vocabulary size.
     config = build_config(model_args, variant_args, data_args.vocab_size or 8000, pad_token_id=0)
-    if not hf_posenc.ENCODINGS[model_args.variant].extrapolates and data_args.max_seq_length > config.max_position_embeddings:
+    if (
+        not hf_posenc.ENCODINGS[model_args.variant].extrapolates
+        and data_args.max_seq_length > config.max_position_embeddings
+    ):
         raise ValueError(
             f"--max_seq_length {data_args.max_seq_length} exceeds the {config.max_position_embeddings}-row position table of "
             f"'{model_args.variant}', which cannot extrapolate; lower --max_seq_length or raise "
@@ -188,7 +212,9 @@ def load_documents(data_args):
     if data_args.train_file:
         train = data.read_documents(data_args.train_file)
     elif data_args.dataset_name:
-        train = data.load_hub_text_dataset(data_args.dataset_name, data_args.dataset_config_name, text_column=data_args.text_column)
+        train = data.load_hub_text_dataset(
+            data_args.dataset_name, data_args.dataset_config_name, text_column=data_args.text_column
+        )
     else:
         train = data.read_documents(data.builtin_corpus(data_args.corpus))
     validation = data.read_documents(data_args.validation_file) if data_args.validation_file else None
@@ -197,7 +223,9 @@ def load_documents(data_args):
 
 def load_tokenizer(data_args, documents, max_seq_length: int):
     if data_args.tokenizer_name is None:
-        return data.train_wordpiece_tokenizer(documents, vocab_size=data_args.vocab_size or 8000, model_max_length=max_seq_length)
+        return data.train_wordpiece_tokenizer(
+            documents, vocab_size=data_args.vocab_size or 8000, model_max_length=max_seq_length
+        )
     tokenizer = AutoTokenizer.from_pretrained(data_args.tokenizer_name)
     if data_args.vocab_size is not None and len(tokenizer) != data_args.vocab_size:
         raise ValueError(
@@ -223,21 +251,29 @@ def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
         train_documents, validation_documents = load_documents(data_args)
         tokenizer = load_tokenizer(data_args, train_documents, data_args.max_seq_length)
         train_dataset, eval_dataset = data.pack_for_mlm(
-            train_documents, tokenizer, data_args.max_seq_length, data_args.validation_fraction,
-            seed=training_args.seed, validation_documents=validation_documents,
+            train_documents,
+            tokenizer,
+            data_args.max_seq_length,
+            data_args.validation_fraction,
+            seed=training_args.seed,
+            validation_documents=validation_documents,
         )
     config = build_config(model_args, variant_args, len(tokenizer), tokenizer.pad_token_id)
     model = AutoModelForMaskedLM.from_config(config)
     if training_args.local_process_index == 0:
-        print(f"{model_args.variant} ({model_args.size}): {model.num_parameters() / 1e6:.2f}M parameters, "
-              f"{len(train_dataset)} training and {len(eval_dataset)} validation blocks of {data_args.max_seq_length} tokens")
+        print(
+            f"{model_args.variant} ({model_args.size}): {model.num_parameters() / 1e6:.2f}M parameters, "
+            f"{len(train_dataset)} training and {len(eval_dataset)} validation blocks of {data_args.max_seq_length} tokens"
+        )
 
     trainer = Trainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        data_collator=data.StaticMaskingCollator(tokenizer, mlm_probability=data_args.mlm_probability, mask_seed=training_args.seed),
+        data_collator=data.StaticMaskingCollator(
+            tokenizer, mlm_probability=data_args.mlm_probability, mask_seed=training_args.seed
+        ),
         processing_class=tokenizer,
         callbacks=list(extra_callbacks),
     )
@@ -268,15 +304,25 @@ def main(argv: list[str] | None = None, extra_callbacks=()) -> dict:
     if metrics_callback is not None and metrics_callback.summaries:
         results.update(hub.attention_results(metrics_callback.summaries[-1][1]))
     trainer.save_model()
-    print(f"process {training_args.process_index}/{training_args.world_size} finished {trainer.state.global_step} steps")
+    print(
+        f"process {training_args.process_index}/{training_args.world_size} finished {trainer.state.global_step} steps"
+    )
     if trainer.is_world_process_zero():
         Path(training_args.output_dir, "posenc_results.json").write_text(json.dumps(results, indent=2))
         print(json.dumps({key: value for key, value in results.items() if key != "per_layer"}, indent=2))
         if push_to_hub:
-            folder = hub.export_run(training_args.output_dir, Path(training_args.output_dir) / "hub_export",
-                                    repo_id=training_args.hub_model_id, overwrite=True)
-            url = hub.push(folder, training_args.hub_model_id, private=bool(training_args.hub_private_repo),
-                           token=training_args.hub_token)
+            folder = hub.export_run(
+                training_args.output_dir,
+                Path(training_args.output_dir) / "hub_export",
+                repo_id=training_args.hub_model_id,
+                overwrite=True,
+            )
+            url = hub.push(
+                folder,
+                training_args.hub_model_id,
+                private=bool(training_args.hub_private_repo),
+                token=training_args.hub_token,
+            )
             print(f"pushed to {url}")
     return results
 

@@ -69,7 +69,9 @@ class LocalitySymmetryCallback(TrainerCallback):
         final_plot: bool = True,
     ):
         if (probe_dataset is None) == (probe_batch is None):
-            raise ValueError("Pass exactly one of probe_dataset (a tokenized dataset) or probe_batch (a dict of tensors).")
+            raise ValueError(
+                "Pass exactly one of probe_dataset (a tokenized dataset) or probe_batch (a dict of tensors)."
+            )
         if every_n_steps is not None and every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1 (or None for each logging step); got {every_n_steps}.")
         self.probe_dataset = probe_dataset
@@ -83,7 +85,7 @@ class LocalitySymmetryCallback(TrainerCallback):
         self.summaries: list[tuple[int, dict[str, Any]]] = []
 
     @classmethod
-    def install(cls, trainer: Trainer, **options) -> "LocalitySymmetryCallback":
+    def install(cls, trainer: Trainer, **options) -> LocalitySymmetryCallback:
         callback = cls(**options)
         callback.trainer = trainer
         trainer.add_callback(callback)

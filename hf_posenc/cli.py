@@ -57,7 +57,9 @@ def analyze(args: argparse.Namespace) -> dict:
     sentences = load_sentences(args.texts)
     folder = Path(args.model)
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a saved model folder (no config.json); pass a folder written by save_pretrained.")
+        raise FileNotFoundError(
+            f"{folder} is not a saved model folder (no config.json); pass a folder written by save_pretrained."
+        )
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder, trust_remote_code=True)  # hf_posenc variants load as local code
     batch = tokenizer(sentences, padding=True, truncation=True, max_length=args.max_length, return_tensors="pt")
@@ -67,8 +69,15 @@ def analyze(args: argparse.Namespace) -> dict:
     print(f"| {'layer':>5} | {'locality':>8} | {'symmetry':>8} | {'symmetry (scale-aware)':>22} |")
     print(f"|{'-' * 7}|{'-' * 10}|{'-' * 10}|{'-' * 24}|")
     per_layer = summary["per_layer"]
-    rows = [(str(layer), per_layer["locality"][layer], per_layer["symmetry"][layer], per_layer["symmetry_scale_aware"][layer])
-            for layer in range(summary["num_layers"])]
+    rows = [
+        (
+            str(layer),
+            per_layer["locality"][layer],
+            per_layer["symmetry"][layer],
+            per_layer["symmetry_scale_aware"][layer],
+        )
+        for layer in range(summary["num_layers"])
+    ]
     for name, *values in rows + [("mean", summary["locality"], summary["symmetry"], summary["symmetry_scale_aware"])]:
         cells = ["n/a" if value is None else f"{value:.4f}" for value in values]
         print(f"| {name:>5} | {cells[0]:>8} | {cells[1]:>8} | {cells[2]:>22} |")
@@ -98,8 +107,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 def export_run(args: argparse.Namespace):
     from . import hub
 
-    folder = hub.export_run(args.run, args.out_dir, probe_results=args.probe_results, repo_id=args.repo_id,
-                            overwrite=args.overwrite)
+    folder = hub.export_run(
+        args.run, args.out_dir, probe_results=args.probe_results, repo_id=args.repo_id, overwrite=args.overwrite
+    )
     print(f"wrote {folder}; upload it with: hf-posenc push {folder} {args.repo_id or 'USER/NAME'}")
     return folder
 

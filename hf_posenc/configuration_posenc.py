@@ -243,7 +243,9 @@ class PosEncFireConfig(PosEncConfig):
     model_type = "posenc_fire"
     variant = "fire"
 
-    def __init__(self, fire_hidden_size: int = 32, fire_init_c: float = 0.1, fire_init_threshold: float = 512.0, **kwargs):
+    def __init__(
+        self, fire_hidden_size: int = 32, fire_init_c: float = 0.1, fire_init_threshold: float = 512.0, **kwargs
+    ):
         require_finite_non_negative("fire_init_c", fire_init_c)
         require_finite_non_negative("fire_init_threshold", fire_init_threshold)
         self.fire_hidden_size = fire_hidden_size
@@ -274,7 +276,10 @@ class PosEncAttenuatedConfig(PosEncConfig):
         self.attenuation_per_head = attenuation_per_head
         self.attenuation_learnable = attenuation_learnable
         super().__init__(**kwargs)
-        for name, value in (("attenuation_strength", attenuation_strength), ("attenuation_symmetry", attenuation_symmetry)):
+        for name, value in (
+            ("attenuation_strength", attenuation_strength),
+            ("attenuation_symmetry", attenuation_symmetry),
+        ):
             if isinstance(value, (list, tuple)) and len(value) not in (1, self.num_attention_heads):
                 raise ValueError(
                     f"{name} has {len(value)} values but the model has {self.num_attention_heads} heads; give one "

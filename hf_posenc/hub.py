@@ -631,7 +631,9 @@ def export_run(
 
     run = Path(run_dir)
     if not (run / "config.json").is_file():
-        raise FileNotFoundError(f"{run} holds no trained model (no config.json); pass the --output_dir of a finished run.")
+        raise FileNotFoundError(
+            f"{run} holds no trained model (no config.json); pass the --output_dir of a finished run."
+        )
     results_file = run / "posenc_results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
     results["plots"] = [str(path) for path in sorted((run / "posenc_plots").glob("*curves*.png"))]

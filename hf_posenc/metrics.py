@@ -57,8 +57,9 @@ gradients (the inputs are detached), with no Python loop over rows, heads or bat
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -137,9 +138,7 @@ def _as_attention_tensor(attn: Any) -> Tensor:
     if not attn.is_floating_point():
         attn = attn.to(torch.float64)  # 0/1 integer or bool matrices are valid (one-hot rows)
     if attn.dim() < 2:
-        raise ValueError(
-            f"attn must have at least 2 dimensions [..., T, T]; got shape {tuple(attn.shape)}"
-        )
+        raise ValueError(f"attn must have at least 2 dimensions [..., T, T]; got shape {tuple(attn.shape)}")
     rows, cols = attn.shape[-2], attn.shape[-1]
     if rows != cols:
         raise ValueError(
@@ -313,15 +312,17 @@ def _validate_values(prepared: _Prepared) -> None:
     start = 0
     for chunk, chunk_lengths in _iter_chunks(prepared.matrices, prepared.lengths):
         _validate_chunk(
-            chunk, chunk_lengths, start, prepared.leading_shape, prepared.lengths is not None,
+            chunk,
+            chunk_lengths,
+            start,
+            prepared.leading_shape,
+            prepared.lengths is not None,
             prepared.row_sum_tolerance,
         )
         start += chunk.shape[0]
 
 
-def validate_attention(
-    attn: Any, attention_mask: Any = None, *, row_sum_tolerance: float | None = None
-) -> None:
+def validate_attention(attn: Any, attention_mask: Any = None, *, row_sum_tolerance: float | None = None) -> None:
     """Check that ``attn`` holds valid attention probabilities; raise ``ValueError`` naming what is wrong.
 
     Args:
@@ -538,9 +539,7 @@ def _torch_totals(
         if max_distance is not None:
             found["diagonals"] = _chunk_diagonal_totals(flat, seq_len, max_distance)
         if symmetry_methods:
-            found.update(
-                _chunk_symmetry_totals(flat, seq_len, chunk_lengths, symmetry_methods, tolerance, workspace)
-            )
+            found.update(_chunk_symmetry_totals(flat, seq_len, chunk_lengths, symmetry_methods, tolerance, workspace))
         for key, value in found.items():
             pieces.setdefault(key, []).append(value)
     return {key: torch.cat(values) for key, values in pieces.items()}
@@ -821,9 +820,7 @@ def summarize(
         except ValueError as error:
             raise ValueError(f"attentions[{layer_index}]: {error}") from None
         batch, heads = layer.shape[0], layer.shape[1]
-        per_layer_values.append(
-            {key: value.reshape(batch, heads, *value.shape[1:]) for key, value in measured.items()}
-        )
+        per_layer_values.append({key: value.reshape(batch, heads, *value.shape[1:]) for key, value in measured.items()})
     stacked = {key: torch.stack([values[key] for values in per_layer_values]) for key in per_layer_values[0]}
     names = dict(zip(("locality", "symmetry_reference", "symmetry_scale_aware"), SUMMARY_METRICS))
     summary: dict[str, Any] = {}
@@ -854,7 +851,6 @@ def summarize(
     return summary
 
 
-
 @torch.no_grad()
 def summarize_model(model, batch: Mapping[str, Tensor]) -> dict[str, Any]:
     """`summarize` of the attentions `model` (any Hugging Face encoder) gives on `batch` (its inputs, with an
@@ -875,6 +871,7 @@ def summarize_model(model, batch: Mapping[str, Tensor]) -> dict[str, Any]:
         if implementation not in (None, "eager"):
             model.set_attn_implementation(implementation)
         model.train(was_training)
+
 
 def position_attention(model, seq_len: int) -> Tensor:
     """The attention each layer and head would give from position alone, without content: the paper's

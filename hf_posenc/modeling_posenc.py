@@ -17,13 +17,13 @@ from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput, Seque
 from .configuration_posenc import (
     PosEncAlibiConfig,
     PosEncAttenuatedConfig,
+    PosEncConfig,
     PosEncDebertaConfig,
     PosEncFireConfig,
     PosEncHuangConfig,
     PosEncKerpleConfig,
     PosEncLearnedConfig,
     PosEncNopeConfig,
-    PosEncConfig,
     PosEncRopeConfig,
     PosEncShawConfig,
     PosEncSinusoidalConfig,
@@ -115,7 +115,9 @@ class PosEncLayer(GradientCheckpointingLayer):
         residual = hidden_states
         if self.pre_layer_norm:
             hidden_states = self.attention_norm(hidden_states)
-        context, probabilities = self.attention(hidden_states, attention_bias, positional, layer_context, output_attentions)
+        context, probabilities = self.attention(
+            hidden_states, attention_bias, positional, layer_context, output_attentions
+        )
         hidden_states = residual + self.dropout(self.attention_output(context))
         if not self.pre_layer_norm:
             hidden_states = self.attention_norm(hidden_states)
@@ -154,7 +156,9 @@ class PosEncModel(PosEncPreTrainedModel):
         super().__init__(config)
         self.embeddings = PosEncEmbeddings(config)
         self.position = ENCODINGS[config.variant](config)
-        self.layers = nn.ModuleList(PosEncLayer(config, self.position, index) for index in range(config.num_hidden_layers))
+        self.layers = nn.ModuleList(
+            PosEncLayer(config, self.position, index) for index in range(config.num_hidden_layers)
+        )
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_layer_norm else None
         self.post_init()
 
@@ -219,7 +223,9 @@ class PosEncModel(PosEncPreTrainedModel):
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
-            hidden_states, probabilities = layer(hidden_states, attention_bias, self.position, layer_context, output_attentions)
+            hidden_states, probabilities = layer(
+                hidden_states, attention_bias, self.position, layer_context, output_attentions
+            )
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
@@ -270,11 +276,28 @@ class PosEncForMaskedLM(PosEncPreTrainedModel):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head.decoder = new_embeddings
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None, num_items_in_batch=None, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        num_items_in_batch=None,
+        **kwargs,
+    ):
         outputs = self.posenc(
-            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True, **kwargs,
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **kwargs,
         )
         sequence_output = outputs.last_hidden_state
         loss = None
@@ -287,7 +310,9 @@ class PosEncForMaskedLM(PosEncPreTrainedModel):
             # micro-batches), so that every token weighs the same. A sum over no masked token is 0, not NaN.
             total = masked.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
             loss = F.cross_entropy(logits.float(), labels[masked], reduction="sum") / total
-        output = MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        output = MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
         return output if return_dict is not False else output.to_tuple()
 
 
@@ -307,11 +332,27 @@ class PosEncForSequenceClassification(PosEncPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
         outputs = self.posenc(
-            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True, **kwargs,
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **kwargs,
         )
         pooled = torch.tanh(self.pooler(self.dropout(outputs.last_hidden_state[:, 0])))
         logits = self.classifier(self.dropout(pooled))
@@ -330,7 +371,9 @@ class PosEncForSequenceClassification(PosEncPreTrainedModel):
                 loss = F.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
             else:
                 loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
-        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        output = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
         return output if return_dict is not False else output.to_tuple()
 
 
@@ -359,15 +402,29 @@ def variant_model_classes(config_class: type[PosEncConfig]) -> tuple[type, type,
 
 
 PosEncNopeModel, PosEncNopeForMaskedLM, PosEncNopeForSequenceClassification = variant_model_classes(PosEncNopeConfig)
-PosEncLearnedModel, PosEncLearnedForMaskedLM, PosEncLearnedForSequenceClassification = variant_model_classes(PosEncLearnedConfig)
-PosEncSinusoidalModel, PosEncSinusoidalForMaskedLM, PosEncSinusoidalForSequenceClassification = variant_model_classes(PosEncSinusoidalConfig)
+PosEncLearnedModel, PosEncLearnedForMaskedLM, PosEncLearnedForSequenceClassification = variant_model_classes(
+    PosEncLearnedConfig
+)
+PosEncSinusoidalModel, PosEncSinusoidalForMaskedLM, PosEncSinusoidalForSequenceClassification = variant_model_classes(
+    PosEncSinusoidalConfig
+)
 PosEncShawModel, PosEncShawForMaskedLM, PosEncShawForSequenceClassification = variant_model_classes(PosEncShawConfig)
-PosEncHuangModel, PosEncHuangForMaskedLM, PosEncHuangForSequenceClassification = variant_model_classes(PosEncHuangConfig)
+PosEncHuangModel, PosEncHuangForMaskedLM, PosEncHuangForSequenceClassification = variant_model_classes(
+    PosEncHuangConfig
+)
 PosEncT5Model, PosEncT5ForMaskedLM, PosEncT5ForSequenceClassification = variant_model_classes(PosEncT5Config)
-PosEncAlibiModel, PosEncAlibiForMaskedLM, PosEncAlibiForSequenceClassification = variant_model_classes(PosEncAlibiConfig)
+PosEncAlibiModel, PosEncAlibiForMaskedLM, PosEncAlibiForSequenceClassification = variant_model_classes(
+    PosEncAlibiConfig
+)
 PosEncRopeModel, PosEncRopeForMaskedLM, PosEncRopeForSequenceClassification = variant_model_classes(PosEncRopeConfig)
-PosEncDebertaModel, PosEncDebertaForMaskedLM, PosEncDebertaForSequenceClassification = variant_model_classes(PosEncDebertaConfig)
+PosEncDebertaModel, PosEncDebertaForMaskedLM, PosEncDebertaForSequenceClassification = variant_model_classes(
+    PosEncDebertaConfig
+)
 PosEncTupeModel, PosEncTupeForMaskedLM, PosEncTupeForSequenceClassification = variant_model_classes(PosEncTupeConfig)
-PosEncKerpleModel, PosEncKerpleForMaskedLM, PosEncKerpleForSequenceClassification = variant_model_classes(PosEncKerpleConfig)
+PosEncKerpleModel, PosEncKerpleForMaskedLM, PosEncKerpleForSequenceClassification = variant_model_classes(
+    PosEncKerpleConfig
+)
 PosEncFireModel, PosEncFireForMaskedLM, PosEncFireForSequenceClassification = variant_model_classes(PosEncFireConfig)
-PosEncAttenuatedModel, PosEncAttenuatedForMaskedLM, PosEncAttenuatedForSequenceClassification = variant_model_classes(PosEncAttenuatedConfig)
+PosEncAttenuatedModel, PosEncAttenuatedForMaskedLM, PosEncAttenuatedForSequenceClassification = variant_model_classes(
+    PosEncAttenuatedConfig
+)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from .metrics import SUMMARY_METRICS
 
@@ -151,10 +152,23 @@ def plot_distance_profile(
         colormap = _colormap("viridis")
         for index, profile in enumerate(layers):
             shade = colormap(index / max(len(layers) - 1, 1))
-            axes.plot(offsets, [_as_float(v) for v in profile], color=shade, linewidth=1.0, alpha=0.8,
-                      label=f"layer {index}" if len(layers) <= 12 else None)
-    axes.plot(offsets, [_as_float(v) for v in distance["mean"]], color="black", linewidth=2.5, marker="o",
-              markersize=3, label="mean over layers")
+            axes.plot(
+                offsets,
+                [_as_float(v) for v in profile],
+                color=shade,
+                linewidth=1.0,
+                alpha=0.8,
+                label=f"layer {index}" if len(layers) <= 12 else None,
+            )
+    axes.plot(
+        offsets,
+        [_as_float(v) for v in distance["mean"]],
+        color="black",
+        linewidth=2.5,
+        marker="o",
+        markersize=3,
+        label="mean over layers",
+    )
     axes.axvline(0, color="grey", linewidth=0.8, linestyle=":")
     if log_scale:
         axes.set_yscale("log")
@@ -264,8 +278,8 @@ def plot_training_curves(
         for key, value in values.items():
             if value is None or not isinstance(value, (int, float)):
                 continue
-            if key.startswith(prefix) and key[len(prefix):] in overall:
-                overall[key[len(prefix):]].append((step, float(value)))
+            if key.startswith(prefix) and key[len(prefix) :] in overall:
+                overall[key[len(prefix) :]].append((step, float(value)))
                 continue
             match = layer_key.match(key)
             if match and match.group(2) in by_layer:
@@ -280,8 +294,14 @@ def plot_training_curves(
         layers = by_layer[metric]
         for order, layer in enumerate(sorted(layers)):
             steps, values = zip(*sorted(layers[layer]))
-            axes.plot(steps, values, color=colormap(order / max(len(layers) - 1, 1)), linewidth=1.0, alpha=0.8,
-                      label=f"layer {layer}" if len(layers) <= 12 else None)
+            axes.plot(
+                steps,
+                values,
+                color=colormap(order / max(len(layers) - 1, 1)),
+                linewidth=1.0,
+                alpha=0.8,
+                label=f"layer {layer}" if len(layers) <= 12 else None,
+            )
         if overall[metric]:
             steps, values = zip(*sorted(overall[metric]))
             axes.plot(steps, values, color="black", linewidth=2.2, marker="o", markersize=3, label="mean")

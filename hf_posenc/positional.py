@@ -78,7 +78,9 @@ class NoPositionalEncoding(PositionalEncoding):
 
     name = "nope"
     route = "none"
-    paper = "Negative control (no positional encoding); see Haviv et al. 2022, Transformer LMs without positional encodings"
+    paper = (
+        "Negative control (no positional encoding); see Haviv et al. 2022, Transformer LMs without positional encodings"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- embed
@@ -186,9 +188,14 @@ def t5_relative_bucket(relative_position: torch.Tensor, num_buckets: int, max_di
     buckets = (relative_position > 0).long() * half
     distance = relative_position.abs()
     max_exact = half // 2
-    log_bucket = max_exact + (
-        torch.log(distance.float().clamp(min=1) / max_exact) / math.log(max_distance / max_exact) * (half - max_exact)
-    ).long()
+    log_bucket = (
+        max_exact
+        + (
+            torch.log(distance.float().clamp(min=1) / max_exact)
+            / math.log(max_distance / max_exact)
+            * (half - max_exact)
+        ).long()
+    )
     log_bucket = log_bucket.clamp(max=half - 1)
     return buckets + torch.where(distance < max_exact, distance, log_bucket)
 
@@ -309,7 +316,9 @@ class FireBias(BiasEncoding):
         super().__init__(config)
         self.init_c = config.fire_init_c
         self.init_threshold = config.fire_init_threshold
-        self.mlp = nn.Sequential(nn.Linear(1, config.fire_hidden_size), nn.ReLU(), nn.Linear(config.fire_hidden_size, self.num_heads))
+        self.mlp = nn.Sequential(
+            nn.Linear(1, config.fire_hidden_size), nn.ReLU(), nn.Linear(config.fire_hidden_size, self.num_heads)
+        )
         self.c = nn.Parameter(torch.tensor(float(self.init_c)))
         self.threshold = nn.Parameter(torch.tensor(float(self.init_threshold)))
 
@@ -320,7 +329,9 @@ class FireBias(BiasEncoding):
     def bias(self, seq_len: int, device) -> torch.Tensor:
         distance = signed_distance(seq_len, device).float()
         c = self.c.float().abs() + 1e-6  # log(c*x + 1) needs c > 0
-        normaliser = torch.log1p(c * torch.maximum(self.threshold.float().abs(), torch.tensor(float(seq_len), device=device)))
+        normaliser = torch.log1p(
+            c * torch.maximum(self.threshold.float().abs(), torch.tensor(float(seq_len), device=device))
+        )
         features = torch.sign(distance) * torch.log1p(c * distance.abs()) / normaliser
         return self.mlp(features[..., None].to(self.mlp[0].weight.dtype)).permute(2, 0, 1).float()
 
@@ -478,7 +489,9 @@ def deberta_log_bucket(relative_position: torch.Tensor, num_buckets: int, max_po
     middle = num_buckets // 2
     distance = relative_position.abs()
     log_position = (
-        torch.ceil(torch.log(distance.float().clamp(min=1) / middle) / math.log((max_position - 1) / middle) * (middle - 1))
+        torch.ceil(
+            torch.log(distance.float().clamp(min=1) / middle) / math.log((max_position - 1) / middle) * (middle - 1)
+        )
         + middle
     ).long()
     return torch.where(distance <= middle, relative_position, torch.sign(relative_position) * log_position)
@@ -511,7 +524,9 @@ class DebertaRelativeScores(ScoreEncoding):
 
     def layer_context(self, seq_len: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """The normalised relative-embedding table shared by all layers, and each pair's bucket index in it."""
-        buckets = deberta_log_bucket(signed_distance(seq_len, device), self.position_buckets, self.max_relative_positions)
+        buckets = deberta_log_bucket(
+            signed_distance(seq_len, device), self.position_buckets, self.max_relative_positions
+        )
         index = (buckets + self.position_buckets).clamp(0, 2 * self.position_buckets - 1)
         return self.relative_norm(self.relative_embeddings.weight), index
 
@@ -523,7 +538,9 @@ class DebertaRelativeScores(ScoreEncoding):
         # [B, H, T, R] = each query (key) against every relative embedding of its head.
         content_to_position = query @ relative_keys.permute(1, 2, 0).to(query.dtype)
         position_to_content = key @ relative_queries.permute(1, 2, 0).to(key.dtype)
-        return gather_relative(content_to_position, index) + gather_relative(position_to_content, index).transpose(-1, -2)
+        return gather_relative(content_to_position, index) + gather_relative(position_to_content, index).transpose(
+            -1, -2
+        )
 
 
 ENCODINGS: dict[str, type[PositionalEncoding]] = {

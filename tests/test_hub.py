@@ -25,9 +25,9 @@ from transformers import AutoModelForMaskedLM, BertTokenizerFast
 import hf_posenc
 from hf_posenc.hub import (
     REPO_ID_PLACEHOLDER,
-    attention_results,
     HubPublishError,
     add_push_arguments,
+    attention_results,
     export,
     normalize_results,
     push,
@@ -192,7 +192,7 @@ def test_card_text_states_variant_results_usage_and_citation(exported):
     assert "| 0 | 0.5031 | 0.8122 | 0.7013 |" in text and "| 1 | 0.3219 | 0.8502 | 0.5421 |" in text
     assert "![locality symmetry curves](plots/locality_symmetry_curves.png)" in text
     assert "| shuffle-3 | 80.3% | -0.9 |" in text and "| role-swap | 31.2% | -50.0 |" in text
-    assert "still answers \"entailment\" for 68.8% of the pairs" in text
+    assert 'still answers "entailment" for 68.8% of the pairs' in text
     assert "trust_remote_code=True" in text and f'model_id = "{REPO_ID_PLACEHOLDER}"' in text
     assert "title     = {The Locality and Symmetry of Positional Encodings}" in text
     assert "Findings of the Association for Computational Linguistics: EMNLP 2023" in text
@@ -437,9 +437,7 @@ def test_push_survives_one_dropped_connection_during_the_commit(hub_env, export_
         ("server down", None, "Could not reach the Hub"),
     ],
 )
-def test_push_failures_explain_themselves_and_leave_the_folder_intact(
-    hub_env, export_copy, scenario, status, expected
-):
+def test_push_failures_explain_themselves_and_leave_the_folder_intact(hub_env, export_copy, scenario, status, expected):
     repo_id, token = "fake-user/model", None
     if scenario == "bad token":
         token = "hf_revoked"
@@ -503,16 +501,47 @@ def test_pretrain_push_to_hub_publishes_the_trained_model(hub_env, tmp_path):
     sys.modules[spec.name] = pretrain  # dataclasses look their module up while the script is executed
     try:
         spec.loader.exec_module(pretrain)
-        results = pretrain.main([
-            "--variant", "attenuated", "--output_dir", str(tmp_path / "run"), "--push_to_hub",
-            "--hub_model_id", "fake-user/posenc-attenuated-tiny", "--corpus", "stdlib", "--vocab_size", "500",
-            "--max_seq_length", "32", "--config_overrides",
-            "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64",
-            "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--max_steps", "4",
-            "--logging_steps", "2", "--eval_steps", "4", "--save_steps", "4", "--warmup_steps", "0",
-            "--posenc_probe_sequences", "4", "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
-            "--report_to", "none",
-        ])
+        results = pretrain.main(
+            [
+                "--variant",
+                "attenuated",
+                "--output_dir",
+                str(tmp_path / "run"),
+                "--push_to_hub",
+                "--hub_model_id",
+                "fake-user/posenc-attenuated-tiny",
+                "--corpus",
+                "stdlib",
+                "--vocab_size",
+                "500",
+                "--max_seq_length",
+                "32",
+                "--config_overrides",
+                "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64",
+                "--per_device_train_batch_size",
+                "8",
+                "--per_device_eval_batch_size",
+                "8",
+                "--max_steps",
+                "4",
+                "--logging_steps",
+                "2",
+                "--eval_steps",
+                "4",
+                "--save_steps",
+                "4",
+                "--warmup_steps",
+                "0",
+                "--posenc_probe_sequences",
+                "4",
+                "--disable_tqdm",
+                "true",
+                "--dataloader_pin_memory",
+                "false",
+                "--report_to",
+                "none",
+            ]
+        )
     finally:
         del sys.modules[spec.name]
     committed = hub_env.repos["fake-user/posenc-attenuated-tiny"].committed_files()

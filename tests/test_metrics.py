@@ -281,8 +281,9 @@ def test_symmetry_is_nan_without_mirrored_pairs(size):
 def test_symmetric_toeplitz_scores_one_under_scale_aware():
     size = 31
     positions = torch.arange(size)
-    circular_distance = torch.minimum((positions[:, None] - positions[None, :]) % size,
-                                      (positions[None, :] - positions[:, None]) % size)
+    circular_distance = torch.minimum(
+        (positions[:, None] - positions[None, :]) % size, (positions[None, :] - positions[:, None]) % size
+    )
     profile = torch.exp(-0.7 * torch.arange(size, dtype=torch.float64))
     circulant = profile[circular_distance]  # symmetric Toeplitz (circulant), so every row sums alike
     circulant = circulant / circulant[0].sum()  # one scalar keeps it exactly symmetric
@@ -423,8 +424,13 @@ def test_real_bert_right_padding_equals_unpadded_runs():
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     config = transformers.BertConfig(
-        vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=64, attn_implementation="eager",
+        vocab_size=60,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        attn_implementation="eager",
     )
     model = transformers.BertModel(config).eval()
     lengths = [12, 5, 9]
@@ -448,10 +454,12 @@ def test_real_bert_right_padding_equals_unpadded_runs():
 
 def test_summarize_tuple_of_layers():
     generator = torch.Generator().manual_seed(10)
-    layers, masks = zip(*(
-        pad_batch([make_matrices("softmax", 3, n, generator) for n in (12, 9)], 12, "left", generator)
-        for _ in range(4)
-    ))
+    layers, masks = zip(
+        *(
+            pad_batch([make_matrices("softmax", 3, n, generator) for n in (12, 9)], 12, "left", generator)
+            for _ in range(4)
+        )
+    )
     mask = masks[0]
     summary = metrics.summarize(layers, mask, max_distance=3)
     json.dumps(summary, allow_nan=False)  # plain, strictly JSON-serialisable
@@ -463,10 +471,7 @@ def test_summarize_tuple_of_layers():
         ("symmetry_scale_aware", naive_symmetry_scale_aware),
     ):
         expected_heads = [
-            [
-                sum(compute(real_block(layer[b, h].tolist(), mask[b].tolist())) for b in range(2)) / 2
-                for h in range(3)
-            ]
+            [sum(compute(real_block(layer[b, h].tolist(), mask[b].tolist())) for b in range(2)) / 2 for h in range(3)]
             for layer in layers
         ]
         for got_row, expected_row in zip(summary["per_head"][name], expected_heads):
@@ -650,8 +655,11 @@ def test_plots_write_png_files(tmp_path):
         plots.plot_distance_profile(summary, tmp_path / "sub" / "distance.png", log_scale=True),
         plots.plot_attention_matrix(layers[0][0, 0], tmp_path / "matrix.png", tokens=[str(i) for i in range(16)]),
         plots.plot_training_curves(history, tmp_path / "curves.png"),
-        plots.plot_training_curves([(0, {"posenc/locality": 0.3}), (5, {"posenc/locality": 0.4})],
-                                   tmp_path / "pairs.png", metrics=("locality",)),
+        plots.plot_training_curves(
+            [(0, {"posenc/locality": 0.3}), (5, {"posenc/locality": 0.4})],
+            tmp_path / "pairs.png",
+            metrics=("locality",),
+        ),
     ]
     for path in written:
         assert path.exists() and path.stat().st_size > 1000 and _is_png(path), path

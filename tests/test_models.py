@@ -7,12 +7,11 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_config
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
 import hf_posenc
 from hf_posenc.positional import signed_distance
-
-from conftest import tiny_config
 
 ALL = list(hf_posenc.VARIANTS)
 EXTRAPOLATING = [name for name in ALL if hf_posenc.ENCODINGS[name].extrapolates]
@@ -28,8 +27,21 @@ def random_ids(batch=2, length=20, vocab=120):
 
 
 def test_registry_names_every_variant_once():
-    assert ALL == ["nope", "learned", "sinusoidal", "shaw", "huang", "t5", "alibi", "rope", "deberta", "tupe",
-                   "kerple", "fire", "attenuated"]
+    assert ALL == [
+        "nope",
+        "learned",
+        "sinusoidal",
+        "shaw",
+        "huang",
+        "t5",
+        "alibi",
+        "rope",
+        "deberta",
+        "tupe",
+        "kerple",
+        "fire",
+        "attenuated",
+    ]
     assert set(hf_posenc.ENCODINGS) == set(ALL)
     for name, config_class in hf_posenc.VARIANTS.items():
         encoding = hf_posenc.ENCODINGS[name]
@@ -40,7 +52,9 @@ def test_registry_names_every_variant_once():
 
 @pytest.mark.parametrize("variant", ALL)
 def test_auto_classes_build_every_variant(variant):
-    settings = {k: v for k, v in tiny_config(variant).to_dict().items() if k not in ("model_type", "transformers_version")}
+    settings = {
+        k: v for k, v in tiny_config(variant).to_dict().items() if k not in ("model_type", "transformers_version")
+    }
     config = AutoConfig.for_model(f"posenc_{variant}", **settings)
     assert type(config) is hf_posenc.VARIANTS[variant]
     classes = hf_posenc.model_classes(variant)
@@ -206,11 +220,11 @@ def test_attenuated_bias_is_the_papers_gaussian():
 
 def test_alibi_slopes_follow_the_paper():
     position = tiny_mlm("alibi").posenc.position
-    torch.testing.assert_close(position.slopes[0], torch.tensor([2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8]))
+    torch.testing.assert_close(position.slopes[0], torch.tensor([2.0**-2, 2.0**-4, 2.0**-6, 2.0**-8]))
     torch.testing.assert_close(position.bias(5, "cpu")[0, 4, 1], torch.tensor(-3 * 0.25))
     asymmetric = tiny_mlm("alibi", alibi_symmetric=False).posenc.position.bias(5, "cpu")
-    assert asymmetric[0, 4, 1].item() == pytest.approx(-3 * 2.0 ** -2)  # key on the left: head's own slope
-    assert asymmetric[0, 1, 4].item() == pytest.approx(-3 * 2.0 ** -8)  # key on the right: mirrored head's
+    assert asymmetric[0, 4, 1].item() == pytest.approx(-3 * 2.0**-2)  # key on the left: head's own slope
+    assert asymmetric[0, 1, 4].item() == pytest.approx(-3 * 2.0**-8)  # key on the right: mirrored head's
 
 
 def test_learnable_parameters_train():
@@ -293,7 +307,11 @@ def test_save_and_reload_in_process_gives_identical_outputs(tmp_path):
         ids = random_ids()
         torch.testing.assert_close(reloaded(ids).logits, model(ids).logits, atol=0, rtol=0)
         assert sorted(p.name for p in (tmp_path / variant).iterdir()) == [
-            "config.json", "configuration_posenc.py", "model.safetensors", "modeling_posenc.py", "positional.py"
+            "config.json",
+            "configuration_posenc.py",
+            "model.safetensors",
+            "modeling_posenc.py",
+            "positional.py",
         ]
 
 
@@ -332,7 +350,9 @@ def test_every_variant_loads_with_trust_remote_code_where_hf_posenc_is_not_impor
         folders.append(str(folder))
     result = subprocess.run(
         [sys.executable, "-c", CLEAN_PROCESS_LOAD, *folders],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         env={"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -379,7 +399,9 @@ def test_uniform_attention_without_position_is_permutation_equivariant():
     model = tiny_mlm("nope").eval()
     ids = random_ids(1, 12)
     permutation = torch.randperm(12)
-    torch.testing.assert_close(model(ids[:, permutation]).logits, model(ids).logits[:, permutation], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        model(ids[:, permutation]).logits, model(ids).logits[:, permutation], atol=1e-5, rtol=1e-5
+    )
     attention = model(ids, output_attentions=True).attentions[0]
     permuted = model(ids[:, permutation], output_attentions=True).attentions[0]
     torch.testing.assert_close(permuted, attention[:, :, permutation][:, :, :, permutation], atol=1e-6, rtol=1e-5)
@@ -407,7 +429,9 @@ def test_fill_mask_pipeline_works_with_every_variant(variant, tiny_tokenizer):
     assert predictions[0]["score"] >= predictions[-1]["score"]
 
 
-@pytest.mark.parametrize("variant", ["nope", "learned", "sinusoidal", "t5", "alibi", "tupe", "kerple", "fire", "attenuated"])
+@pytest.mark.parametrize(
+    "variant", ["nope", "learned", "sinusoidal", "t5", "alibi", "tupe", "kerple", "fire", "attenuated"]
+)
 def test_position_attention_is_row_stochastic_and_measurable(variant):
     from hf_posenc import metrics
 
@@ -423,14 +447,16 @@ def test_position_attention_reads_locality_and_symmetry_without_data():
 
     def read(**overrides):
         attention = metrics.position_attention(tiny_mlm("attenuated", **overrides), 32)
-        return metrics.locality(attention).mean().item(), metrics.symmetry(attention, method="scale_aware").mean().item()
+        return metrics.locality(attention).mean().item(), metrics.symmetry(
+            attention, method="scale_aware"
+        ).mean().item()
 
     wide, narrow = read(attenuation_strength=0.01), read(attenuation_strength=1.0)
     assert narrow[0] > wide[0]  # a stronger penalty w is more local
     assert read(attenuation_symmetry=1.0)[1] == pytest.approx(1.0)
     assert read(attenuation_symmetry=0.2)[1] < 0.9  # s != 1 breaks symmetry
     nope_locality = metrics.locality(metrics.position_attention(tiny_mlm("nope"), 32)).mean().item()
-    assert nope_locality == pytest.approx((1 + 2 * sum(2.0 ** -d * (32 - d) for d in range(1, 32)) / 32) / 32, rel=1e-9)
+    assert nope_locality == pytest.approx((1 + 2 * sum(2.0**-d * (32 - d) for d in range(1, 32)) / 32) / 32, rel=1e-9)
 
 
 @pytest.mark.parametrize("variant", ["rope", "shaw", "huang", "deberta"])

@@ -20,11 +20,34 @@ from hf_posenc.metrics import summarize_model
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "pretrain.py"
 TINY_RUN = [
-    "--corpus", "stdlib", "--vocab_size", "1000", "--max_seq_length", "32",
-    "--config_overrides", "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64",
-    "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--max_steps", "12",
-    "--logging_steps", "4", "--eval_steps", "6", "--save_steps", "6", "--warmup_steps", "0",
-    "--posenc_probe_sequences", "4", "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
+    "--corpus",
+    "stdlib",
+    "--vocab_size",
+    "1000",
+    "--max_seq_length",
+    "32",
+    "--config_overrides",
+    "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64",
+    "--per_device_train_batch_size",
+    "8",
+    "--per_device_eval_batch_size",
+    "8",
+    "--max_steps",
+    "12",
+    "--logging_steps",
+    "4",
+    "--eval_steps",
+    "6",
+    "--save_steps",
+    "6",
+    "--warmup_steps",
+    "0",
+    "--posenc_probe_sequences",
+    "4",
+    "--disable_tqdm",
+    "true",
+    "--dataloader_pin_memory",
+    "false",
 ]
 
 
@@ -50,13 +73,23 @@ def test_cli_run_logs_metrics_to_tensorboard_and_saves_safetensors(tmp_path):
     output = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--variant", "alibi", "--output_dir", str(output), *TINY_RUN],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     tags = scalars(output)
     # Trainer's TensorBoard reporter files every non-eval log under "train/".
-    for tag in ("posenc/locality", "posenc/symmetry", "posenc/symmetry_scale_aware", "posenc/layer_0/locality",
-                "posenc/layer_1/symmetry", "posenc/layer_1/symmetry_scale_aware", "loss"):
+    for tag in (
+        "posenc/locality",
+        "posenc/symmetry",
+        "posenc/symmetry_scale_aware",
+        "posenc/layer_0/locality",
+        "posenc/layer_1/symmetry",
+        "posenc/layer_1/symmetry_scale_aware",
+        "loss",
+    ):
         assert f"train/{tag}" in tags, (tag, sorted(tags))
     assert "eval/loss" in tags
     assert tags["train/posenc/locality"] == [4, 8, 12]
@@ -83,10 +116,31 @@ def test_accelerate_launch_two_processes_on_cpu(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     result = subprocess.run(
-        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-         "--main_process_port", str(port),
-         "--dynamo_backend", "no", str(SCRIPT), "--variant", "rope", "--output_dir", str(output), *TINY_RUN],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        [
+            accelerate,
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--main_process_port",
+            str(port),
+            "--dynamo_backend",
+            "no",
+            str(SCRIPT),
+            "--variant",
+            "rope",
+            "--output_dir",
+            str(output),
+            *TINY_RUN,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     finished = sorted(re.findall(r"process (\d)/2 finished 12 steps", result.stdout))
@@ -124,7 +178,9 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
     stopped = pretrain.main([*run, "--output_dir", str(interrupted)], extra_callbacks=[StopAtStep(6)])
     assert stopped == {"stopped_at_step": 6}
     assert not (interrupted / "checkpoint-12").exists()
-    pretrain.main([*run, "--output_dir", str(interrupted), "--resume_from_checkpoint", str(interrupted / "checkpoint-6")])
+    pretrain.main(
+        [*run, "--output_dir", str(interrupted), "--resume_from_checkpoint", str(interrupted / "checkpoint-6")]
+    )
     expected, resumed = loss_by_step(straight, "checkpoint-12"), loss_by_step(interrupted, "checkpoint-12")
     assert sorted(resumed) == sorted(expected) == [3, 6, 9, 12]
     for step in (9, 12):
@@ -141,9 +197,18 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
         (["--corpus", "klingon"], "Unknown --corpus 'klingon'"),
         (["--size", "huge"], "Unknown --size 'huge'"),
         (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
-        (["--variant", "rope", "--attenuation_strength", "0.1"], "--attenuation_strength is not a parameter of the 'rope'"),
-        (["--variant", "attenuated", "--attenuation_strength", "-1"], r"attenuation_strength \(w\) must be a finite number >= 0"),
-        (["--variant", "rope", "--config_overrides", "hidden_size=120,num_attention_heads=8"], "head dimension .* is odd"),
+        (
+            ["--variant", "rope", "--attenuation_strength", "0.1"],
+            "--attenuation_strength is not a parameter of the 'rope'",
+        ),
+        (
+            ["--variant", "attenuated", "--attenuation_strength", "-1"],
+            r"attenuation_strength \(w\) must be a finite number >= 0",
+        ),
+        (
+            ["--variant", "rope", "--config_overrides", "hidden_size=120,num_attention_heads=8"],
+            "head dimension .* is odd",
+        ),
     ],
 )
 def test_bad_arguments_fail_before_training(tmp_path, arguments, message):
@@ -156,7 +221,10 @@ def test_bad_arguments_fail_before_training(tmp_path, arguments, message):
 def test_the_script_reports_a_bad_argument_in_one_line_with_status_2(tmp_path):
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--variant", "rotary", "--output_dir", str(tmp_path / "out")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 2
     assert result.stderr.startswith("pretrain.py: error: Unknown positional-encoding variant 'rotary'")
@@ -174,8 +242,18 @@ def test_empty_corpus_and_vocabulary_mismatch_are_refused(tmp_path):
     tokenizer = data.train_wordpiece_tokenizer([["a small corpus of words", "more words here"]] * 20, vocab_size=60)
     tokenizer.save_pretrained(tmp_path / "tok")
     with pytest.raises(ValueError, match=f"has {len(tokenizer)} tokens but --vocab_size is 999"):
-        pretrain.main(["--output_dir", str(tmp_path / "b"), "--corpus", "stdlib", "--tokenizer_name",
-                       str(tmp_path / "tok"), "--vocab_size", "999"])
+        pretrain.main(
+            [
+                "--output_dir",
+                str(tmp_path / "b"),
+                "--corpus",
+                "stdlib",
+                "--tokenizer_name",
+                str(tmp_path / "tok"),
+                "--vocab_size",
+                "999",
+            ]
+        )
     assert not (tmp_path / "b").exists()
 
 
@@ -191,8 +269,16 @@ def test_a_trained_model_is_never_overwritten_silently(tmp_path):
 def test_callback_works_on_a_stock_sdpa_bert_and_restores_its_state(tmp_path):
     """A transformers model whose SDPA path returns no weights: the callback switches it to eager for the probe
     and restores SDPA and train mode afterwards."""
-    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                       intermediate_size=64, attn_implementation="sdpa"))
+    model = BertForMaskedLM(
+        BertConfig(
+            vocab_size=50,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            attn_implementation="sdpa",
+        )
+    )
     dataset = [{"input_ids": torch.randint(5, 50, (16,)).tolist(), "attention_mask": [1] * 16} for _ in range(6)]
     dataset[1]["attention_mask"] = [1] * 10 + [0] * 6
     batch = probe_batch_from_dataset(dataset, 4)
@@ -210,10 +296,23 @@ def test_callback_works_on_a_stock_sdpa_bert_and_restores_its_state(tmp_path):
             ids = torch.tensor(row["input_ids"])
             return {"input_ids": ids, "attention_mask": torch.tensor(row["attention_mask"]), "labels": ids}
 
-    trainer = Trainer(model=model, train_dataset=Rows(), args=TrainingArguments(
-        output_dir=str(tmp_path), max_steps=3, logging_steps=1, report_to=[], per_device_train_batch_size=2,
-        disable_tqdm=True, dataloader_pin_memory=False, save_strategy="no"))
-    callback = LocalitySymmetryCallback.install(trainer, probe_batch=batch, every_n_steps=2, per_head=True, final_plot=False)
+    trainer = Trainer(
+        model=model,
+        train_dataset=Rows(),
+        args=TrainingArguments(
+            output_dir=str(tmp_path),
+            max_steps=3,
+            logging_steps=1,
+            report_to=[],
+            per_device_train_batch_size=2,
+            disable_tqdm=True,
+            dataloader_pin_memory=False,
+            save_strategy="no",
+        ),
+    )
+    callback = LocalitySymmetryCallback.install(
+        trainer, probe_batch=batch, every_n_steps=2, per_head=True, final_plot=False
+    )
     trainer.train()
     assert [step for step, _ in callback.summaries] == [2, 3]
     logged = [entry for entry in trainer.state.log_history if "posenc/locality" in entry]
@@ -222,11 +321,21 @@ def test_callback_works_on_a_stock_sdpa_bert_and_restores_its_state(tmp_path):
 
 
 def test_callback_without_its_trainer_says_how_to_install_it(tmp_path):
-    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                                       intermediate_size=64))
-    trainer = Trainer(model=model, train_dataset=[{"input_ids": torch.ones(8, dtype=torch.long)}] * 4,
-                      args=TrainingArguments(output_dir=str(tmp_path), max_steps=1, report_to=[]))
-    trainer.add_callback(LocalitySymmetryCallback(probe_batch={"input_ids": torch.ones(1, 8, dtype=torch.long),
-                                                               "attention_mask": torch.ones(1, 8, dtype=torch.long)}))
+    model = BertForMaskedLM(
+        BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
+    )
+    trainer = Trainer(
+        model=model,
+        train_dataset=[{"input_ids": torch.ones(8, dtype=torch.long)}] * 4,
+        args=TrainingArguments(output_dir=str(tmp_path), max_steps=1, report_to=[]),
+    )
+    trainer.add_callback(
+        LocalitySymmetryCallback(
+            probe_batch={
+                "input_ids": torch.ones(1, 8, dtype=torch.long),
+                "attention_mask": torch.ones(1, 8, dtype=torch.long),
+            }
+        )
+    )
     with pytest.raises(RuntimeError, match=r"LocalitySymmetryCallback.install\(trainer"):
         trainer.train()

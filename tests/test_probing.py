@@ -43,8 +43,7 @@ SNLI_HYPOTHESES = {
     ),
     "female": (
         "the female is wearing her hair up",
-        "(ROOT (S (NP (DT the) (NN female)) (VP (VBZ is) (VP (VBG wearing) (NP (PRP$ her) (NN hair)) "
-        "(PRT (RP up))))))",
+        "(ROOT (S (NP (DT the) (NN female)) (VP (VBZ is) (VP (VBG wearing) (NP (PRP$ her) (NN hair)) (PRT (RP up))))))",
         "her hair is wearing the female up",
     ),
     "newspaper": (
@@ -162,14 +161,23 @@ def test_shuffle_keeps_words_and_moves_them_only_inside_windows(n):
 
 def test_split_words_holds_final_punctuation_apart():
     assert split_words("The church has cracks in the ceiling.") == (
-        ["The", "church", "has", "cracks", "in", "the", "ceiling"], ".")
+        ["The", "church", "has", "cracks", "in", "the", "ceiling"],
+        ".",
+    )
     assert split_words("Is he here ?") == (["Is", "he", "here"], " ?")
     assert split_words("A dog runs") == (["A", "dog", "runs"], "")
 
 
 def test_shuffle_probes_keep_label_words_and_final_punctuation():
-    pairs = [_pair(key, label) for key, label in
-             [("vehicle", "entailment"), ("gymnast", "neutral"), ("female", "contradiction"), ("statue", "neutral")]]
+    pairs = [
+        _pair(key, label)
+        for key, label in [
+            ("vehicle", "entailment"),
+            ("gymnast", "neutral"),
+            ("female", "contradiction"),
+            ("statue", "neutral"),
+        ]
+    ]
     probes = build_probes(pairs, seed=3)
     for n in (3, 4, 5, 6):
         records = probes[f"shuffle-{n}"]
@@ -188,8 +196,9 @@ def test_shuffle_probes_keep_label_words_and_final_punctuation():
 
 
 def test_hypothesis_that_cannot_be_reordered_is_left_out_of_shuffles():
-    single = dict(_pair("vehicle"), pairID="single", sentence2="Dancing.",
-                  sentence2_parse="(ROOT (S (VP (VBG Dancing)) (. .)))")
+    single = dict(
+        _pair("vehicle"), pairID="single", sentence2="Dancing.", sentence2_parse="(ROOT (S (VP (VBG Dancing)) (. .)))"
+    )
     probes = build_probes([single, _pair("lady")], seed=0)
     for name in PROBE_NAMES[:-1]:
         assert [record["pairID"] for record in probes[name]] == ["lady-0"]
@@ -227,8 +236,9 @@ def test_role_swap_exchanges_exactly_the_two_phrases(key):
 
     s_at = sentence.index(subject)
     o_at = sentence.index(object_, s_at + len(subject))
-    exchanged = (sentence[:s_at] + object_ + sentence[s_at + len(subject) : o_at] + subject
-                 + sentence[o_at + len(object_) :])
+    exchanged = (
+        sentence[:s_at] + object_ + sentence[s_at + len(subject) : o_at] + subject + sentence[o_at + len(object_) :]
+    )
     swapped = role_swap(parse, sentence)
     assert swapped.lower() == exchanged.lower()
     # Letter case changes only at the new first word and at the old first word, now moved.
@@ -239,7 +249,8 @@ def test_role_swap_exchanges_exactly_the_two_phrases(key):
 def test_role_swap_without_raw_sentence_uses_parse_words():
     _, parse, _ = SNLI_HYPOTHESES["gymnast"]
     assert role_swap(parse) == (
-        "Her right leg straight in the air, has a younger gymnast, wearing dark blue and white.")
+        "Her right leg straight in the air, has a younger gymnast, wearing dark blue and white."
+    )
 
 
 def test_role_swap_gives_pronouns_the_case_of_their_new_role():
@@ -265,7 +276,8 @@ def test_role_swap_probe_uses_only_entailment_pairs_with_a_swap():
     records = build_probes(pairs, seed=0)["role-swap"]
     swappable = [key for key, (_, _, swap) in SNLI_HYPOTHESES.items() if swap is not None]
     assert [record["pairID"] for record in records] == [
-        f"{key}-{i}" for i, key in enumerate(SNLI_HYPOTHESES) if key in swappable]
+        f"{key}-{i}" for i, key in enumerate(SNLI_HYPOTHESES) if key in swappable
+    ]
     for record in records:
         key = record["pairID"].rsplit("-", 1)[0]
         assert record["sentence2"] == SNLI_HYPOTHESES[key][2]
@@ -279,8 +291,10 @@ def test_role_swap_probe_uses_only_entailment_pairs_with_a_swap():
 
 
 def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
-    pairs = [_pair(key, label, i) for i, (key, label) in
-             enumerate([(k, lab) for k in SNLI_HYPOTHESES for lab in ("entailment", "neutral")])]
+    pairs = [
+        _pair(key, label, i)
+        for i, (key, label) in enumerate([(k, lab) for k in SNLI_HYPOTHESES for lab in ("entailment", "neutral")])
+    ]
     first = save_probes(build_probes(pairs, seed=7), tmp_path / "a")
     second = save_probes(build_probes(pairs, seed=7), tmp_path / "b")
     other = save_probes(build_probes(pairs, seed=8), tmp_path / "c")
@@ -298,9 +312,14 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
 def test_malformed_snli_file_names_file_and_line(tmp_path):
     from hf_posenc.data import load_snli
 
-    good = {"gold_label": "entailment", "sentence1": "A man sleeps.", "sentence2": "A man rests.",
-            "sentence1_parse": "(ROOT (S (NP (DT A) (NN man)) (VP (VBZ sleeps)) (. .)))",
-            "sentence2_parse": "(ROOT (S (NP (DT A) (NN man)) (VP (VBZ rests)) (. .)))", "pairID": "1"}
+    good = {
+        "gold_label": "entailment",
+        "sentence1": "A man sleeps.",
+        "sentence2": "A man rests.",
+        "sentence1_parse": "(ROOT (S (NP (DT A) (NN man)) (VP (VBZ sleeps)) (. .)))",
+        "sentence2_parse": "(ROOT (S (NP (DT A) (NN man)) (VP (VBZ rests)) (. .)))",
+        "pairID": "1",
+    }
     path = tmp_path / "snli_1.0_test.jsonl"
     path.write_text(json.dumps(good) + "\n" + '{"gold_label": "entailment", "sentence1": \n')
     with pytest.raises(ValueError) as error:
@@ -315,8 +334,12 @@ def test_malformed_snli_file_names_file_and_line(tmp_path):
 
 
 def test_score_probes_compares_each_probe_with_the_same_pairs():
-    pairs = [dict(_pair("vehicle", "entailment", 0)), dict(_pair("lady", "entailment", 1)),
-             dict(_pair("happy", "neutral", 2)), dict(_pair("poses", "contradiction", 3))]
+    pairs = [
+        dict(_pair("vehicle", "entailment", 0)),
+        dict(_pair("lady", "entailment", 1)),
+        dict(_pair("happy", "neutral", 2)),
+        dict(_pair("poses", "contradiction", 3)),
+    ]
     probes = build_probes(pairs, seed=0)
     assert [r["pairID"] for r in probes["role-swap"]] == ["vehicle-0", "lady-1"]
     # Original: 3 of 4 right (the contradiction pair is missed).
@@ -338,8 +361,19 @@ def test_score_probes_compares_each_probe_with_the_same_pairs():
     assert details["role-swap"]["coverage"] == pytest.approx(1.0)
     table = probing.format_table({"tiny": {**scored, "locality": 0.5, "symmetry": 0.25}})
     header, rule, row = table.splitlines()
-    assert header.split() == ["Model", "Original", "Shuffle-3", "Shuffle-4", "Shuffle-5", "Shuffle-6", "Random",
-                              "Role-swap", "Still-ent.", "Locality", "Symmetry"]
+    assert header.split() == [
+        "Model",
+        "Original",
+        "Shuffle-3",
+        "Shuffle-4",
+        "Shuffle-5",
+        "Shuffle-6",
+        "Random",
+        "Role-swap",
+        "Still-ent.",
+        "Locality",
+        "Symmetry",
+    ]
     assert row.split() == ["tiny", "75.0", "-25.0", "+0.0", "+0.0", "+0.0", "+0.0", "-25.0", "50.0", "0.500", "0.250"]
 
 
@@ -366,18 +400,26 @@ def _train_tokenizer(sentences, folder: Path):
     backend.train_from_iterator(sentences, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     backend.decoder = decoders.WordPiece()
-    tokenizer = BertTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]",
-                                  cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    tokenizer = BertTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
     tokenizer.save_pretrained(folder)
     return tokenizer
 
 
-TINY_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                  max_position_embeddings=64)
+TINY_SIZES = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64
+)
 
 
 @pytest.fixture(scope="module")
@@ -409,11 +451,27 @@ def tiny_bert(tmp_path_factory, snli_files):
 
 def _probe_args(model: Path, output_dir: Path, snli_folder: Path, **overrides) -> argparse.Namespace:
     parser = probing.add_probe_arguments(argparse.ArgumentParser())
-    argv = [str(model), "--output_dir", str(output_dir),
-            "--train_file", str(snli_folder / "snli_1.0_train.jsonl"),
-            "--test_file", str(snli_folder / "snli_1.0_test.jsonl"),
-            "--max_train_samples", "200", "--max_steps", "4", "--per_device_train_batch_size", "16",
-            "--max_seq_length", "48", "--metric_sentences", "16", "--learning_rate", "1e-3"]
+    argv = [
+        str(model),
+        "--output_dir",
+        str(output_dir),
+        "--train_file",
+        str(snli_folder / "snli_1.0_train.jsonl"),
+        "--test_file",
+        str(snli_folder / "snli_1.0_test.jsonl"),
+        "--max_train_samples",
+        "200",
+        "--max_steps",
+        "4",
+        "--per_device_train_batch_size",
+        "16",
+        "--max_seq_length",
+        "48",
+        "--metric_sentences",
+        "16",
+        "--learning_rate",
+        "1e-3",
+    ]
     for key, value in overrides.items():
         argv += [f"--{key}", str(value)]
     return parser.parse_args(argv)
@@ -449,16 +507,28 @@ def test_end_to_end_probe_of_a_tiny_bert(tiny_bert, snli_files, tmp_path, capsys
     results = probing.run_probe(args)
     _check_run(results, tmp_path / "out", capsys)
     # The saved classifier, probed again without training, gives the same predictions and numbers.
-    again = probing.run_probe(parser.parse_args([
-        str(tmp_path / "out" / "model"), "--skip_training", "--output_dir", str(tmp_path / "again"),
-        "--test_file", str(snli_files[0] / "snli_1.0_test.jsonl"), "--metric_sentences", "0"]))
+    again = probing.run_probe(
+        parser.parse_args(
+            [
+                str(tmp_path / "out" / "model"),
+                "--skip_training",
+                "--output_dir",
+                str(tmp_path / "again"),
+                "--test_file",
+                str(snli_files[0] / "snli_1.0_test.jsonl"),
+                "--metric_sentences",
+                "0",
+            ]
+        )
+    )
     assert again["probes"] == pytest.approx(results["probes"])
     assert again["locality"] is None and again["train_pairs"] == 0
 
 
 def test_end_to_end_probe_of_a_tiny_posenc_variant(snli_files, tmp_path, capsys):
-    import hf_posenc
     from transformers import AutoModelForMaskedLM
+
+    import hf_posenc
 
     folder = tmp_path / "tiny-rope"
     tokenizer = _train_tokenizer(snli_files[1], folder)
