@@ -1,24 +1,33 @@
 """hf_posenc: positional encodings for BERT-style encoders on the Hugging Face stack.
 
-Importing the package registers every variant with AutoConfig, AutoModel, AutoModelForMaskedLM and
-AutoModelForSequenceClassification under the model type `posenc_<name>`.
+Importing the package registers every variant with AutoConfig and with the Auto class of each head in `HEADS`
+(AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForTokenClassification) under the
+model type `posenc_<name>`.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
+import transformers
+from transformers import AutoConfig
 
 from . import modeling_posenc
-from .configuration_posenc import VARIANTS, PosEncConfig
-from .modeling_posenc import PosEncForMaskedLM, PosEncForSequenceClassification, PosEncModel
+from .configuration_posenc import HEADS, VARIANTS, PosEncConfig
+from .modeling_posenc import (
+    PosEncForMaskedLM,
+    PosEncForSequenceClassification,
+    PosEncForTokenClassification,
+    PosEncModel,
+)
 from .positional import ENCODINGS, PositionalEncoding
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ENCODINGS",
+    "HEADS",
     "VARIANTS",
     "PosEncConfig",
     "PosEncForMaskedLM",
     "PosEncForSequenceClassification",
+    "PosEncForTokenClassification",
     "PosEncModel",
     "PositionalEncoding",
     "create_config",
@@ -28,12 +37,8 @@ __all__ = [
 
 def model_classes(variant: str) -> dict[str, type]:
     """The Auto class name -> model class of one variant, e.g. {"AutoModelForMaskedLM": PosEncRopeForMaskedLM}."""
-    config_class = config_class_for(variant)
-    return {
-        auto_name: getattr(modeling_posenc, path.split(".")[1])
-        for auto_name, path in config_class.hub_auto_map().items()
-        if auto_name != "AutoConfig"
-    }
+    prefix = config_class_for(variant).__name__.removesuffix("Config")
+    return {auto_class: getattr(modeling_posenc, prefix + suffix) for suffix, auto_class in HEADS.items()}
 
 
 def config_class_for(variant: str) -> type[PosEncConfig]:
@@ -51,15 +56,10 @@ def create_config(variant: str, **overrides) -> PosEncConfig:
 
 
 def _register_with_auto_classes() -> None:
-    auto_classes = {
-        "AutoModel": AutoModel,
-        "AutoModelForMaskedLM": AutoModelForMaskedLM,
-        "AutoModelForSequenceClassification": AutoModelForSequenceClassification,
-    }
     for variant, config_class in VARIANTS.items():
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         for auto_name, model_class in model_classes(variant).items():
-            auto_classes[auto_name].register(config_class, model_class, exist_ok=True)
+            getattr(transformers, auto_name).register(config_class, model_class, exist_ok=True)
 
 
 _register_with_auto_classes()

@@ -39,11 +39,6 @@ class PosEncConfig(PreTrainedConfig):
         tie_word_embeddings: bool = True,
         **kwargs,
     ):
-        if hidden_size % num_attention_heads != 0:
-            raise ValueError(
-                f"hidden_size={hidden_size} is not divisible by num_attention_heads={num_attention_heads}; pick a "
-                f"head count that divides it (for example {largest_divisor_up_to(hidden_size, num_attention_heads)})."
-            )
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -60,6 +55,7 @@ class PosEncConfig(PreTrainedConfig):
         self.classifier_dropout = classifier_dropout
         self.pad_token_id = pad_token_id
         self.tie_word_embeddings = tie_word_embeddings
+        self.check_settings()  # before transformers' own checks, which would fail less clearly (zero heads: 1/0)
         kwargs.setdefault("auto_map", self.hub_auto_map())
         super().__init__(**kwargs)
 
@@ -69,15 +65,51 @@ class PosEncConfig(PreTrainedConfig):
 
     @classmethod
     def hub_auto_map(cls) -> dict[str, str]:
-        """Where the Auto classes find this variant's code in a saved folder, so that every saved model loads with
-        trust_remote_code as a base model, a masked LM or a sequence classifier."""
+        """Where the Auto classes find this variant's code in a saved folder, one entry per head of `HEADS`, so that
+        every saved model loads with trust_remote_code as any of them."""
         prefix = cls.__name__.removesuffix("Config")
         return {
             "AutoConfig": f"configuration_posenc.{cls.__name__}",
-            "AutoModel": f"modeling_posenc.{prefix}Model",
-            "AutoModelForMaskedLM": f"modeling_posenc.{prefix}ForMaskedLM",
-            "AutoModelForSequenceClassification": f"modeling_posenc.{prefix}ForSequenceClassification",
+            **{auto_class: f"modeling_posenc.{prefix}{suffix}" for suffix, auto_class in HEADS.items()},
         }
+
+    def check_settings(self) -> None:
+        """Refuse settings that would build a model that cannot work (a size of zero, a negative epsilon that makes
+        every output NaN, ...), naming the field and a valid value."""
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                     "max_position_embeddings", "type_vocab_size"):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1; got {value!r}.")
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}; "
+                "pick a head count that divides it (for example "
+                f"{largest_divisor_up_to(self.hidden_size, self.num_attention_heads)})."
+            )
+        if not (isinstance(self.layer_norm_eps, (int, float)) and 0 < self.layer_norm_eps < 1):
+            raise ValueError(
+                f"layer_norm_eps must be a small positive number (BERT: 1e-12); got {self.layer_norm_eps!r}."
+            )
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise ValueError(f"{name} must be a probability in [0, 1); got {value!r}.")
+        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(
+                f"pad_token_id={self.pad_token_id} is not a token of the {self.vocab_size}-token vocabulary; give the "
+                "tokenizer's pad_token_id."
+            )
+
+
+# The heads every variant has: class-name suffix -> the Auto class that loads it. modeling_posenc builds one class per
+# (variant, head) from this table, the saved `auto_map` lists them, and importing hf_posenc registers them.
+HEADS = {
+    "Model": "AutoModel",
+    "ForMaskedLM": "AutoModelForMaskedLM",
+    "ForSequenceClassification": "AutoModelForSequenceClassification",
+    "ForTokenClassification": "AutoModelForTokenClassification",
+}
 
 
 def largest_divisor_up_to(number: int, limit: int) -> int:
@@ -156,6 +188,15 @@ class PosEncT5Config(PosEncConfig):
         if relative_attention_num_buckets < 4 or relative_attention_num_buckets % 2:
             raise ValueError(
                 f"relative_attention_num_buckets must be an even number >= 4; got {relative_attention_num_buckets}."
+            )
+        # Half the buckets per direction, the first half of those exact: the logarithmic ones start at distance
+        # num_buckets/4 and must reach further, or they would fold back onto the exact buckets.
+        exact_distances = relative_attention_num_buckets // 4
+        if relative_attention_max_distance <= exact_distances:
+            raise ValueError(
+                f"relative_attention_max_distance={relative_attention_max_distance} must exceed "
+                f"relative_attention_num_buckets/4 = {exact_distances}, where the logarithmic buckets start; "
+                f"raise it (T5 uses 128 with 32 buckets) or lower relative_attention_num_buckets."
             )
         self.relative_attention_num_buckets = relative_attention_num_buckets
         self.relative_attention_max_distance = relative_attention_max_distance

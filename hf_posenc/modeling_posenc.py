@@ -12,24 +12,14 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput
-
-from .configuration_posenc import (
-    PosEncAlibiConfig,
-    PosEncAttenuatedConfig,
-    PosEncConfig,
-    PosEncDebertaConfig,
-    PosEncFireConfig,
-    PosEncHuangConfig,
-    PosEncKerpleConfig,
-    PosEncLearnedConfig,
-    PosEncNopeConfig,
-    PosEncRopeConfig,
-    PosEncShawConfig,
-    PosEncSinusoidalConfig,
-    PosEncT5Config,
-    PosEncTupeConfig,
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    MaskedLMOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
 )
+
+from .configuration_posenc import HEADS, VARIANTS, PosEncConfig
 from .positional import ENCODINGS, PositionalEncoding
 
 
@@ -141,6 +131,19 @@ class PosEncPreTrainedModel(PreTrainedModel):
     # config._attn_implementation on every call, so `set_attn_implementation("eager")` is safe.
     _can_set_attn_implementation_cached_value = True
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except Exception as error:
+            # Matched by name: Hub code imports only torch and transformers, not safetensors.
+            if type(error).__name__ != "SafetensorError":
+                raise
+            raise ValueError(
+                f"The weights (*.safetensors) in {pretrained_model_name_or_path} cannot be read: {error}. The file is "
+                "damaged or was cut short (an interrupted copy or download); copy or save the model again."
+            ) from error
+
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, PositionalEncoding):
@@ -168,22 +171,61 @@ class PosEncModel(PosEncPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embeddings.word_embeddings = value
 
-    def attention_bias(self, attention_mask, batch: int, seq_len: int, device, dtype):
-        """The float mask every layer adds to its logits: padding (a large negative number on padded keys) plus the
-        positional bias of bias-route encodings. None when there is neither, which keeps SDPA's fastest kernel."""
-        if attention_mask is not None and tuple(attention_mask.shape) != (batch, seq_len):
+    def check_input_ids(self, input_ids: torch.Tensor) -> None:
+        """Refuse ids that nn.Embedding would reject with an unhelpful message (or, on a GPU, a device assert)."""
+        if input_ids.dim() != 2 or input_ids.dtype.is_floating_point or input_ids.dtype in (torch.bool, torch.uint8):
+            raise ValueError(
+                f"input_ids must be a 2-D integer tensor [batch, seq_len]; got a {input_ids.dim()}-D "
+                f"{input_ids.dtype} tensor of shape {tuple(input_ids.shape)}. Pass the tokenizer's input_ids "
+                "(return_tensors='pt'), not embeddings or probabilities."
+            )
+        if input_ids.numel() == 0:
+            raise ValueError(f"input_ids of shape {tuple(input_ids.shape)} hold no token; pass at least one token.")
+        lowest, highest = (int(value) for value in input_ids.aminmax())
+        if lowest < 0 or highest >= self.config.vocab_size:
+            raise ValueError(
+                f"input_ids hold token id {lowest if lowest < 0 else highest}, outside this model's vocabulary of "
+                f"{self.config.vocab_size} tokens; use the tokenizer the model was trained with."
+            )
+
+    def real_tokens(self, attention_mask, batch: int, seq_len: int) -> torch.Tensor | None:
+        """The [B, T] boolean mask of real tokens, or None when every token is real."""
+        if attention_mask is None:
+            return None
+        if tuple(attention_mask.shape) != (batch, seq_len):
             raise ValueError(
                 f"attention_mask has shape {tuple(attention_mask.shape)} but the inputs are [batch, seq_len] = "
                 f"[{batch}, {seq_len}]; pass a 0/1 mask with one entry per token (1 = real token, 0 = padding)."
             )
+        if bool((attention_mask == 1).all()):
+            return None
+        if bool(((attention_mask != 0) & (attention_mask != 1)).any()):
+            raise ValueError(
+                "attention_mask must hold only 0 (padding) and 1 (real token); it holds other values. Pass the "
+                "tokenizer's attention_mask, not an additive or scaled mask."
+            )
+        real = attention_mask == 1
+        if self.position.absolute and bool((real[:, 1:] & ~real[:, :-1]).any()):
+            raise ValueError(
+                f"attention_mask has padding before real tokens, which would shift the absolute positions of the "
+                f"'{self.position.name}' encoding; pad on the right (tokenizer.padding_side = 'right')."
+            )
+        return real
+
+    def attention_bias(self, real: torch.Tensor | None, seq_len: int, device, dtype):
+        """The float mask every layer adds to its logits: padding (a large negative number on padded keys) plus the
+        positional bias of bias-route encodings. None when there is neither, which keeps SDPA's fastest kernel."""
         minimum = torch.finfo(dtype).min
-        bias = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            bias = (1.0 - attention_mask[:, None, None, :].to(dtype)) * minimum
+        bias = None if real is None else (~real)[:, None, None, :].to(dtype) * minimum
         if self.position.route == "bias":
+            if self.position.length_dependent and real is not None:
+                # One bias per sequence, from its own length: padding must not change what real tokens see.
+                positional = self.position.bias(seq_len, device, real_lengths=real.sum(-1))
+            else:
+                positional = self.position.bias(seq_len, device)[None]
             # Below -50 a key's weight (< e^-50 of the best key's) is zero at any float precision, but exp() of
             # logits near -90 yields denormals that slow CPU attention by a third; the floor avoids them.
-            positional = self.position.bias(seq_len, device).clamp(min=-50.0)[None].to(dtype)
+            positional = positional.clamp(min=-50.0).to(dtype)
             bias = positional if bias is None else bias + positional
         # Padding plus a very negative bias could overflow to -inf in half precision; -inf rows would give NaN.
         return None if bias is None else bias.clamp(min=minimum)
@@ -210,6 +252,13 @@ class PosEncModel(PosEncPreTrainedModel):
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        if input_ids is not None:
+            self.check_input_ids(input_ids)
+        elif inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.config.hidden_size:
+            raise ValueError(
+                f"inputs_embeds must be [batch, seq_len, hidden_size={self.config.hidden_size}]; got shape "
+                f"{tuple(inputs_embeds.shape)}."
+            )
         batch, seq_len = (input_ids if input_ids is not None else inputs_embeds[..., 0]).shape
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         self.position.check_length(seq_len)
@@ -217,7 +266,8 @@ class PosEncModel(PosEncPreTrainedModel):
         dtype = self.embeddings.word_embeddings.weight.dtype
         position_vectors = self.position.embeddings(seq_len, device, dtype) if self.position.route == "embed" else None
         hidden_states = self.embeddings(input_ids, token_type_ids, inputs_embeds, position_vectors)
-        attention_bias = self.attention_bias(attention_mask, batch, seq_len, device, hidden_states.dtype)
+        real = self.real_tokens(attention_mask, batch, seq_len)
+        attention_bias = self.attention_bias(real, seq_len, device, hidden_states.dtype)
         layer_context = self.position.layer_context(seq_len, device, hidden_states.dtype)
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -377,54 +427,82 @@ class PosEncForSequenceClassification(PosEncPreTrainedModel):
         return output if return_dict is not False else output.to_tuple()
 
 
-def variant_model_classes(config_class: type[PosEncConfig]) -> tuple[type, type, type]:
-    """The base model, masked LM and sequence classifier of one variant: the shared classes bound to its config,
-    named so that the `auto_map` of a saved config finds them (e.g. PosEncRopeForMaskedLM)."""
+class PosEncForTokenClassification(PosEncPreTrainedModel):
+    """Encoder plus a linear classifier on every token (dropout, linear), for tagging tasks such as part-of-speech
+    tagging or NER. Labels of -100 (sub-words after the first, special tokens, padding) are ignored by the loss."""
+
+    accepts_loss_kwargs = False  # the loss is a mean over labelled tokens: Trainer must not rescale it
+
+    def __init__(self, config: PosEncConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.posenc = PosEncModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        outputs = self.posenc(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1), ignore_index=-100)
+        output = TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+
+# The shared class behind each head of HEADS (configuration_posenc): suffix -> class.
+SHARED_HEADS = {
+    "Model": PosEncModel,
+    "ForMaskedLM": PosEncForMaskedLM,
+    "ForSequenceClassification": PosEncForSequenceClassification,
+    "ForTokenClassification": PosEncForTokenClassification,
+}
+
+
+def variant_model_classes(config_class: type[PosEncConfig]) -> dict[str, type]:
+    """The classes of one variant, one per head of HEADS: the shared class bound to the variant's config, named so
+    that the `auto_map` of a saved config finds it (e.g. PosEncRopeForMaskedLM). Keyed by Auto class name."""
     prefix = config_class.__name__.removesuffix("Config")
-    roles = (
-        (PosEncModel, "Model", "AutoModel"),
-        (PosEncForMaskedLM, "ForMaskedLM", "AutoModelForMaskedLM"),
-        (PosEncForSequenceClassification, "ForSequenceClassification", "AutoModelForSequenceClassification"),
-    )
-    return tuple(
-        type(
+    return {
+        auto_class: type(
             prefix + suffix,
-            (shared_class,),
+            (SHARED_HEADS[suffix],),
             {
                 "config_class": config_class,
                 "_auto_class": auto_class,
                 "__module__": __name__,
-                "__doc__": f"{shared_class.__doc__}\n\nPositional encoding: {config_class.variant}.",
+                "__doc__": f"{SHARED_HEADS[suffix].__doc__}\n\nPositional encoding: {config_class.variant}.",
             },
         )
-        for shared_class, suffix, auto_class in roles
-    )
+        for suffix, auto_class in HEADS.items()
+    }
 
 
-PosEncNopeModel, PosEncNopeForMaskedLM, PosEncNopeForSequenceClassification = variant_model_classes(PosEncNopeConfig)
-PosEncLearnedModel, PosEncLearnedForMaskedLM, PosEncLearnedForSequenceClassification = variant_model_classes(
-    PosEncLearnedConfig
-)
-PosEncSinusoidalModel, PosEncSinusoidalForMaskedLM, PosEncSinusoidalForSequenceClassification = variant_model_classes(
-    PosEncSinusoidalConfig
-)
-PosEncShawModel, PosEncShawForMaskedLM, PosEncShawForSequenceClassification = variant_model_classes(PosEncShawConfig)
-PosEncHuangModel, PosEncHuangForMaskedLM, PosEncHuangForSequenceClassification = variant_model_classes(
-    PosEncHuangConfig
-)
-PosEncT5Model, PosEncT5ForMaskedLM, PosEncT5ForSequenceClassification = variant_model_classes(PosEncT5Config)
-PosEncAlibiModel, PosEncAlibiForMaskedLM, PosEncAlibiForSequenceClassification = variant_model_classes(
-    PosEncAlibiConfig
-)
-PosEncRopeModel, PosEncRopeForMaskedLM, PosEncRopeForSequenceClassification = variant_model_classes(PosEncRopeConfig)
-PosEncDebertaModel, PosEncDebertaForMaskedLM, PosEncDebertaForSequenceClassification = variant_model_classes(
-    PosEncDebertaConfig
-)
-PosEncTupeModel, PosEncTupeForMaskedLM, PosEncTupeForSequenceClassification = variant_model_classes(PosEncTupeConfig)
-PosEncKerpleModel, PosEncKerpleForMaskedLM, PosEncKerpleForSequenceClassification = variant_model_classes(
-    PosEncKerpleConfig
-)
-PosEncFireModel, PosEncFireForMaskedLM, PosEncFireForSequenceClassification = variant_model_classes(PosEncFireConfig)
-PosEncAttenuatedModel, PosEncAttenuatedForMaskedLM, PosEncAttenuatedForSequenceClassification = variant_model_classes(
-    PosEncAttenuatedConfig
-)
+# Module-level names (PosEncRopeModel, PosEncRopeForMaskedLM, ...): the saved `auto_map` finds classes by these names.
+for _config_class in VARIANTS.values():
+    for _model_class in variant_model_classes(_config_class).values():
+        globals()[_model_class.__name__] = _model_class

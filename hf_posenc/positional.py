@@ -32,6 +32,8 @@ class PositionalEncoding(nn.Module):
     symmetric = True  # symmetric by construction: weight of key i-d equals that of i+d, content aside
     extrapolates = True  # runs on sequences longer than max_position_embeddings
     scale_divisor = 1  # content logits are scaled by 1/sqrt(scale_divisor * head_dim) (DeBERTa: 3, TUPE: 2)
+    absolute = False  # uses absolute positions, so padding before real tokens would shift them
+    length_dependent = False  # the bias depends on the sequence length: `bias(..., real_lengths=[B])` per sequence
 
     def __init__(self, config):
         super().__init__()
@@ -92,6 +94,7 @@ class LearnedAbsoluteEncoding(PositionalEncoding):
     name = "learned"
     route = "embed"
     paper = "Devlin et al. 2019, BERT"
+    absolute = True
     symmetric = False
     extrapolates = False
 
@@ -111,6 +114,7 @@ class SinusoidalEncoding(PositionalEncoding):
     name = "sinusoidal"
     route = "embed"
     paper = "Vaswani et al. 2017, Attention is all you need"
+    absolute = True
     symmetric = False
 
     def __init__(self, config):
@@ -303,12 +307,13 @@ class FireBias(BiasEncoding):
     """FIRE (Li et al. 2023): a small MLP maps a log-normalised distance to one bias per head. The paper is causal
     and normalises psi(i - j) by psi(max(L, i)), the query's own context length, with psi(x) = log(c*x + 1) and
     learnable c and L. Bidirectional adaptation used here: every query sees the whole sequence, so the context
-    length is T for all queries; the MLP input is sign(i - j) * psi(|i - j|) / psi(max(L, T)), which keeps the
+    length is the sequence's real length T (padding excluded) for all queries; the MLP input is sign(i - j) * psi(|i - j|) / psi(max(L, T)), which keeps the
     left/right distinction the MLP needs to be asymmetric and stays in [-1, 1] at any length.
     Route: bias. Parameters: `fire_hidden_size`, `fire_init_c`, `fire_init_threshold` (L). Not symmetric by
     construction."""
 
     name = "fire"
+    length_dependent = True
     paper = "Li et al. 2023, Functional interpolation for relative positions improves long context transformers (FIRE)"
     symmetric = False
 
@@ -326,14 +331,17 @@ class FireBias(BiasEncoding):
         init.constant_(self.c, self.init_c)
         init.constant_(self.threshold, self.init_threshold)
 
-    def bias(self, seq_len: int, device) -> torch.Tensor:
+    def bias(self, seq_len: int, device, real_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """[H, T, T], or [B, H, T, T] normalised by each sequence's own length when `real_lengths` ([B]) is given."""
         distance = signed_distance(seq_len, device).float()
         c = self.c.float().abs() + 1e-6  # log(c*x + 1) needs c > 0
-        normaliser = torch.log1p(
-            c * torch.maximum(self.threshold.float().abs(), torch.tensor(float(seq_len), device=device))
-        )
+        if real_lengths is None:
+            context_length = torch.tensor(float(seq_len), device=device)
+        else:
+            context_length = real_lengths.float()[:, None, None]
+        normaliser = torch.log1p(c * torch.maximum(self.threshold.float().abs(), context_length))
         features = torch.sign(distance) * torch.log1p(c * distance.abs()) / normaliser
-        return self.mlp(features[..., None].to(self.mlp[0].weight.dtype)).permute(2, 0, 1).float()
+        return self.mlp(features[..., None].to(self.mlp[0].weight.dtype)).movedim(-1, -3).float()
 
 
 def per_head_values(value, num_heads: int, per_head: bool) -> list[float]:
@@ -390,6 +398,7 @@ class TupeBias(BiasEncoding):
 
     name = "tupe"
     paper = "Ke, He, Liu 2021, Rethinking positional encoding in language pre-training (TUPE)"
+    absolute = True
     symmetric = False
     extrapolates = False
     scale_divisor = 2

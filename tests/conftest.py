@@ -36,6 +36,21 @@ def tiny_config(variant: str, **overrides) -> hf_posenc.PosEncConfig:
     return hf_posenc.create_config(variant, **{**settings, **overrides})
 
 
+ALL = list(hf_posenc.VARIANTS)
+
+
+def tiny_mlm(variant: str, **overrides):
+    """A freshly initialised tiny masked LM of `variant` (vocabulary of 120 tokens)."""
+    from transformers import AutoModelForMaskedLM
+
+    return AutoModelForMaskedLM.from_config(tiny_config(variant, **overrides))
+
+
+def random_ids(batch: int = 2, length: int = 20, vocab: int = 120) -> torch.Tensor:
+    """Token ids that avoid the five special tokens."""
+    return torch.randint(5, vocab, (batch, length))
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -1,0 +1,141 @@
+"""Typed results of the package's jobs and the files that hold them.
+
+Pretraining writes a `PretrainResult`, the probes a `ProbeResult`; `hf_posenc.hub` reads both into a model card.
+Each type knows its file name, so no module needs to know another's file names or dict keys. The JSON files keep
+their v1 layout (flat keys), so folders trained with earlier versions still load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .storage import atomic_path
+
+# Folder of a training run where the metrics callback saves its plots (the card copies them).
+PLOTS_FOLDER = "posenc_plots"
+# exp() of a loss above this overflows a float; such a run diverged and its perplexity is reported as inf.
+_MAX_EXPONENT = 700.0
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss), inf for a diverged run (instead of an OverflowError)."""
+    return math.exp(loss) if loss < _MAX_EXPONENT else math.inf
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN replaced by None, recursively: NaN is not valid JSON and means "undefined" here."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+class ResultFile:
+    """Save and load a result dataclass as `<folder>/<FILE_NAME>`; unknown keys in a file are an error that
+    names them, missing optional keys take their defaults."""
+
+    FILE_NAME: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_safe(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "results"):
+        if not isinstance(values, dict):
+            raise ValueError(f"{source} must hold a JSON object; got {type(values).__name__}.")
+        known = {item.name for item in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"{source} has unknown key(s) {', '.join(unknown)}; a {cls.__name__} has {', '.join(sorted(known))}."
+            )
+        try:
+            return cls(**values)
+        except TypeError as error:  # a required key is missing
+            raise ValueError(f"{source} is not a complete {cls.__name__}: {error}.") from None
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / self.FILE_NAME
+        with atomic_path(path) as temporary:
+            temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def path_in(cls, folder: str | Path) -> Path:
+        return Path(folder) / cls.FILE_NAME
+
+    @classmethod
+    def exists_in(cls, folder: str | Path) -> bool:
+        return cls.path_in(folder).is_file()
+
+    @classmethod
+    def load(cls, folder: str | Path):
+        path = cls.path_in(folder)
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} does not exist; {cls.__doc__.splitlines()[0]}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); rewrite it or delete it and rerun.") from None
+        return cls.from_dict(values, source=str(path))
+
+
+@dataclass
+class PretrainResult(ResultFile):
+    """Written by `hf_posenc.training.pretrain` next to the model it trained.
+
+    Attention fields come from `hf_posenc.analysis.summarize` on held-out text (None when undefined)."""
+
+    FILE_NAME: ClassVar[str] = "posenc_results.json"
+
+    variant: str
+    max_seq_length: int
+    train_steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    perplexity: float | None
+    dataset: str
+    tokenizer: str
+    locality: float | None = None
+    symmetry: float | None = None
+    symmetry_scale_aware: float | None = None
+    per_layer: list[dict[str, Any]] = field(default_factory=list)
+
+    def card_results(self) -> dict[str, Any]:
+        """The keys `hf_posenc.hub.render_card` reads (None values left out)."""
+        values = self.to_dict()
+        if not values["per_layer"]:
+            del values["per_layer"]
+        return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass
+class ProbeResult(ResultFile):
+    """Written by `hf-posenc probe`: accuracy on SNLI test and on each word-order probe.
+
+    `probes` holds accuracies as fractions (plus "still_entailment", the share of role swaps still answered
+    "entailment"); `deltas` the points against the original test set, as in the printed table."""
+
+    FILE_NAME: ClassVar[str] = "probe_results.json"
+
+    probes: dict[str, float | None]
+    deltas: dict[str, float | None]
+    model: str
+    model_type: str
+    train_pairs: int
+    test_pairs: int
+    seed: int
+    locality: float | None = None
+    symmetry: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def card_results(self) -> dict[str, Any]:
+        return {"probes": {name: value for name, value in self.probes.items() if value is not None}}
