@@ -1,4 +1,4 @@
-"""Speed of hf_posenc.metrics against a naive pure-Python loop implementation of the same definitions.
+"""Speed of hf_posenc.analysis.metrics against a naive pure-Python loop implementation of the same definitions.
 
 Measures locality and both symmetries on BERT-base-sized attentions (12 layers x 12 heads of 128 x 128,
 float64), on CPU both with the fused C kernel (the default there) and with the pure-PyTorch path (marked
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from hf_posenc import metrics
+from hf_posenc.analysis import metrics
 
 LAYERS, HEADS, SEQ_LEN, BATCH = 12, 12, 128, 32
 
@@ -219,7 +219,7 @@ def main() -> None:
             )
 
     print(
-        f"hf_posenc.metrics on {device} ({platform.processor() or platform.machine()}, "
+        f"hf_posenc.analysis.metrics on {device} ({platform.processor() or platform.machine()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads)"
     )
     print(

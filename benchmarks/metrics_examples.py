@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from hf_posenc import metrics
+from hf_posenc.analysis import metrics
 
 
 def gaussian_profile(size: int, left_width: float, right_ratio: float) -> torch.Tensor:

@@ -7,19 +7,18 @@ model's attention locality and symmetry, and writes probe_results.json.
 
     python examples/probe.py outputs/rope-tiny --max_train_samples 50000 --learning_rate 5e-4 --output_dir outputs/probe-rope-tiny
 
-`hf-posenc probe MODEL ...` takes the same options.
+`hf-posenc probe MODEL ...` takes the same options. From Python: `hf_posenc.tasks.word_order.run_probe(...)`.
 """
 
 import argparse
 
-from hf_posenc.cli import exit_on_user_error
-from hf_posenc.probing import add_probe_arguments, run_probe
+from hf_posenc.cli import add_probe_arguments, exit_on_user_error, probe
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_probe_arguments(parser)
-    run_probe(parser.parse_args())
+    probe(parser.parse_args())
 
 
 if __name__ == "__main__":

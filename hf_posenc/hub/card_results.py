@@ -1,0 +1,180 @@
+"""What a model card can show: `CardResults`, the typed schema of the `results` dict that `render_card` and `export`
+take, and `normalize_results`, which checks a dict against it.
+
+Every field is optional and the card shows only what is present. Pretraining and probing fill it through their own
+typed results (`hf_posenc.results.PretrainResult.card_results()`, `ProbeResult.card_results()`); a user may also pass
+a hand-written dict. The field types are the schema: `normalize_results` converts each value by its field's type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..analysis.metrics import SUMMARY_METRICS, attention_results  # noqa: F401  (re-exported by hub)
+from ..results import perplexity
+from ..tasks.probes import PROBE_NAMES, STILL_ENTAILMENT
+
+# The probes in the paper's order; "shuffle-N" for other windows and STILL_ENTAILMENT are accepted as well.
+PROBE_ORDER = ("original", *PROBE_NAMES)
+
+
+@dataclass(frozen=True)
+class CardResults:
+    """The numbers and descriptions a model card shows (every field optional).
+
+    Accuracies are fractions in [0, 1]; NaN in a metric means "undefined" and is shown as such on the card.
+    """
+
+    # ---- data and training
+    variant: str | None = None  # checked against the config's variant
+    dataset: str | None = None  # a Hub dataset id ("wikitext"), or a description with spaces, or a local file
+    dataset_name: str | None = None  # pretty name (defaults to `dataset`)
+    dataset_config: str | None = None  # e.g. "wikitext-103-raw-v1"
+    train_steps: int | None = None
+    train_loss: float | None = None  # mean training loss (Trainer's training_loss)
+    max_seq_length: int | None = None
+    tokenizer: str | None = None  # `export` fills it from the tokenizer when absent
+    # ---- evaluation (masked-language modelling on held-out text)
+    eval_loss: float | None = None
+    perplexity: float | None = None  # defaults to hf_posenc.results.perplexity(eval_loss)
+    # ---- attention (hf_posenc.metrics.summarize; `attention_results` converts its output)
+    locality: float | None = None
+    symmetry: float | None = None
+    symmetry_scale_aware: float | None = None
+    # one dict per layer: {"layer": 0, "locality": 0.5, "symmetry": 0.8, "symmetry_scale_aware": 0.7}
+    per_layer: list[dict[str, Any]] = field(default_factory=list)
+    measured_on: str | None = None  # e.g. "64 validation sequences of 128 tokens"
+    plots: list[str] = field(default_factory=list)  # image files; `export` copies them into the folder's plots/
+    # ---- word-order probes (hf_posenc.probing): probe name -> accuracy, e.g. {"original": 0.81, "role-swap": 0.31}
+    probes: dict[str, float] = field(default_factory=dict)
+    probe_dataset: str | None = None  # default "stanfordnlp/snli"
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(item.name for item in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None, source: str = "results") -> CardResults:
+        """Check `values` and convert each to its field's type (tensors and numpy scalars to float, paths to str).
+        Raises ValueError naming `source`, the key and what is expected."""
+        if values is None:
+            return cls()
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"{source} must be a dict of the keys of hf_posenc.hub.CardResults; got {type(values).__name__}."
+            )
+        known = cls.field_names()
+        unknown = sorted(str(key) for key in set(values) - set(known))
+        if unknown:
+            raise ValueError(f"Unknown key(s) in {source}: {', '.join(unknown)}. Known keys: {', '.join(known)}.")
+        types = typing.get_type_hints(cls)
+        converted: dict[str, Any] = {}
+        for key, value in values.items():
+            if value is None:
+                continue
+            name = f"{source}[{key!r}]"
+            if key == "per_layer":
+                converted[key] = _per_layer(name, value)
+            elif key == "probes":
+                converted[key] = _probes(name, value)
+            elif key == "plots":
+                converted[key] = _plots(name, value)
+            elif types[key] == (float | None):
+                converted[key] = _number(name, value)
+            elif types[key] == (int | None):
+                converted[key] = _count(name, value)
+            else:
+                converted[key] = _text(name, value)
+        if "perplexity" not in converted and "eval_loss" in converted:
+            converted["perplexity"] = perplexity(converted["eval_loss"])
+        return cls(**converted)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that are set (no None, no empty list or dict)."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if value not in (None, [], {})}
+
+
+def normalize_results(results: Mapping[str, Any] | None, source: str = "results") -> dict[str, Any]:
+    """Check a `results` dict against `CardResults` and return it with plain Python values: floats for metrics,
+    ints for counts, strings for text and paths. Raises ValueError naming the offending key and what it expects."""
+    return CardResults.from_mapping(results, source).to_dict()
+
+
+def _number(name: str, value) -> float:
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"{name} must be a number; got {value!r}.")
+    try:
+        return float(value)  # int, float, numpy scalar, 0-d torch tensor
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number (a float or a one-element tensor); got {value!r}.") from None
+
+
+def _count(name: str, value) -> int:
+    number = _number(name, value)
+    if not math.isfinite(number) or number != int(number) or number < 0:
+        raise ValueError(f"{name} must be a whole number >= 0; got {value!r}.")
+    return int(number)
+
+
+def _text(name: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string; got {value!r}.")
+    return value.strip()
+
+
+def _plots(name: str, value) -> list[str]:
+    if isinstance(value, (str, os.PathLike)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list of file paths; got {value!r}.")
+    if not all(isinstance(path, (str, os.PathLike)) for path in value):
+        raise ValueError(f"{name} must be a list of file paths; got {value!r}.")
+    names = [Path(path).name for path in value]
+    duplicates = sorted({file_name for file_name in names if names.count(file_name) > 1})
+    if duplicates:
+        raise ValueError(f"{name} has several files named {', '.join(duplicates)}; rename them.")
+    return [str(path) for path in value]
+
+
+def _per_layer(name: str, rows) -> list[dict[str, Any]]:
+    if isinstance(rows, Mapping) or not isinstance(rows, (list, tuple)):
+        raise ValueError(f"{name} must be a list of dicts like {{'layer': 0, 'locality': 0.5, ...}}; got {rows!r}.")
+    normalized = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping) or "layer" not in row:
+            raise ValueError(f"{name}[{index}] must be a dict with a 'layer' key; got {row!r}.")
+        unknown = sorted(str(key) for key in set(row) - {"layer", *SUMMARY_METRICS})
+        if unknown:
+            raise ValueError(
+                f"{name}[{index}] has unknown key(s) {', '.join(unknown)}; known: layer, {', '.join(SUMMARY_METRICS)}."
+            )
+        entry = {"layer": _count(f"{name}[{index}]['layer']", row["layer"])}
+        for key in SUMMARY_METRICS:
+            if row.get(key) is not None:
+                entry[key] = _number(f"{name}[{index}][{key!r}]", row[key])
+        normalized.append(entry)
+    return normalized
+
+
+def _probes(name: str, probes) -> dict[str, float]:
+    if not isinstance(probes, Mapping):
+        raise ValueError(f"{name} must be a dict of probe name -> accuracy, e.g. {{'original': 0.81}}; got {probes!r}.")
+    normalized = {}
+    for probe, value in probes.items():
+        if probe not in (*PROBE_ORDER, STILL_ENTAILMENT) and not re.fullmatch(r"shuffle-\d+", str(probe)):
+            raise ValueError(
+                f"Unknown probe {probe!r} in {name}; known: {', '.join(PROBE_ORDER)}, shuffle-N, {STILL_ENTAILMENT}."
+            )
+        number = _number(f"{name}[{probe!r}]", value)
+        if not 0.0 <= number <= 1.0:
+            raise ValueError(
+                f"{name}[{probe!r}] = {number} is not a fraction in [0, 1]; give accuracies as fractions (0.81, not 81)."
+            )
+        normalized[probe] = number
+    return normalized

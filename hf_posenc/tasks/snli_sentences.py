@@ -1,0 +1,62 @@
+"""The sentences of SNLI with their Stanford parses: the text of the built-in word-order tasks (`pos`,
+`bigram_shift`, `tree_depth`).
+
+Every premise and hypothesis of a split counts once (premises repeat across pairs). ``train`` takes the sentences
+of SNLI's train subset that are not also in the test set (so no test sentence is trained on); ``test`` those of the
+official test set. A task holds its development split out of ``train``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ..data.snli import load_snli
+from .parse import ParseNode, parse_tree
+
+__all__ = ["ParsedSentence", "snli_sentences"]
+
+
+@dataclass(frozen=True)
+class ParsedSentence:
+    """A sentence as SNLI's parser tokenised it (``words``) with the part-of-speech tag of each word and its
+    constituency tree."""
+
+    words: tuple[str, ...]
+    tags: tuple[str, ...]
+    tree: ParseNode
+
+
+def _unique_parses(split: str, path: str | None) -> dict[str, str]:
+    """``{sentence: parse}`` over both sides of the split's pairs, first occurrence first."""
+    parses: dict[str, str] = {}
+    for pair in load_snli(split, path=path):
+        for side in ("sentence1", "sentence2"):
+            parse = pair.get(f"{side}_parse")
+            if parse:
+                parses.setdefault(pair[side], parse)
+    return parses
+
+
+@lru_cache(maxsize=4)
+def _cached_sentences(split: str, path: str | None) -> tuple[ParsedSentence, ...]:
+    parses = _unique_parses(split, path)
+    if split == "train" and path is None:
+        for sentence in _unique_parses("test", None):
+            parses.pop(sentence, None)
+    sentences = []
+    for sentence, parse in parses.items():
+        tree = parse_tree(parse, where=f"the SNLI {split} sentence {sentence!r}")
+        leaves = tree.leaves()
+        sentences.append(
+            ParsedSentence(tuple(leaf.word for leaf in leaves), tuple(leaf.label for leaf in leaves), tree)
+        )
+    return tuple(sentences)
+
+
+def snli_sentences(split: str, path: str | os.PathLike | None = None) -> tuple[ParsedSentence, ...]:
+    """The distinct parsed sentences of SNLI's ``split`` (train or test), from ``path`` (an snli_1.0_<split>.jsonl
+    or its folder) or the built-in copy. Cached in memory: the trees of the 120,000 train sentences take seconds."""
+    return _cached_sentences(split, None if path is None else str(Path(path)))
