@@ -340,14 +340,7 @@ class PosEncForMaskedLM(PosEncPreTrainedModel):
         **kwargs,
     ):
         outputs = self.posenc(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-            **kwargs,
+            input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states, **kwargs
         )
         sequence_output = outputs.last_hidden_state
         loss = None
@@ -367,6 +360,10 @@ class PosEncForMaskedLM(PosEncPreTrainedModel):
         return output if return_dict is not False else output.to_tuple()
 
 
+def classifier_dropout(config: PosEncConfig) -> float:
+    return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+
+
 class PosEncForSequenceClassification(PosEncPreTrainedModel):
     """Encoder plus a classifier on the first token ([CLS]): dropout, dense + tanh, dropout, linear.
     Regression when num_labels == 1, cross-entropy otherwise (multi-label with problem_type)."""
@@ -377,8 +374,7 @@ class PosEncForSequenceClassification(PosEncPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.posenc = PosEncModel(config)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(classifier_dropout(config))
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -396,14 +392,7 @@ class PosEncForSequenceClassification(PosEncPreTrainedModel):
         **kwargs,
     ):
         outputs = self.posenc(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-            **kwargs,
+            input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states, **kwargs
         )
         pooled = torch.tanh(self.pooler(self.dropout(outputs.last_hidden_state[:, 0])))
         logits = self.classifier(self.dropout(pooled))
@@ -438,8 +427,7 @@ class PosEncForTokenClassification(PosEncPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.posenc = PosEncModel(config)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -456,14 +444,7 @@ class PosEncForTokenClassification(PosEncPreTrainedModel):
         **kwargs,
     ):
         outputs = self.posenc(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-            **kwargs,
+            input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states, **kwargs
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = None

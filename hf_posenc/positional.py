@@ -1,6 +1,6 @@
 """Positional encodings, one small class each, grouped by the route by which position enters attention.
 
-Routes (see DESIGN.md):
+Routes (see "The variants" in README.md):
   none    no position at all.
   embed   a [T, D] tensor added to the token embeddings.
   rotate  a position-dependent rotation of queries and keys.
