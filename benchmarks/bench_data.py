@@ -5,7 +5,10 @@ no network, repeated with a varying number appended to every line), and a fresh 
 - the raw speed of the fast tokenizer alone on the same lines (`tokenizer(batch)`, all cores), tokens/s;
 - a cold preparation (tokenize, hold out, pack, write), its time, tokens/s and ratio to the raw tokenizer;
 - a second call on the cache (no tokenization), its time as a fraction of the cold one;
-- peak RSS of the process.
+- peak RSS of the process;
+- through `hf_posenc.training.pretrain` (``--train_file``, one step, tiny model), the time from the start of a fresh
+  process to the end of its first training step: cold (empty cache: tokenizer training on the bounded sample,
+  preparation) and on the cache of the cold run.
 
     python benchmarks/bench_data.py --sizes 10          # MB of text; the issue's table uses 10 100 1000
 """
@@ -78,13 +81,66 @@ def measure(corpus: Path, tokenizer_folder: Path, cache: Path, max_seq_length: i
     }
 
 
+class _StopAfterFirstStep:
+    """A TrainerCallback (built lazily: transformers is imported in the child only) that prints the seconds since
+    `started` at the end of the first step and stops the run there."""
+
+    def __new__(cls, started: float):
+        from transformers import TrainerCallback
+
+        class StopAfterFirstStep(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                print(json.dumps({"first_step_s": time.time() - started}), flush=True)
+                control.should_training_stop = True
+
+        return StopAfterFirstStep()
+
+
+def first_step(corpus: Path, output: Path, started: float, max_seq_length: int) -> None:
+    """The child of `time_to_first_step`: one pretraining step on `corpus`, then stop."""
+    from hf_posenc.training import pretrain, pretrain_arguments
+
+    arguments = pretrain_arguments(
+        output_dir=str(output),
+        overwrite_output_dir=True,
+        train_file=str(corpus),
+        max_seq_length=max_seq_length,
+        max_steps=1,
+        report_to=[],
+        disable_tqdm=True,
+        posenc_metrics=False,
+        eval_strategy="no",
+        save_strategy="no",
+    )
+    pretrain(**arguments, callbacks=[_StopAfterFirstStep(started)])
+
+
+def time_to_first_step(corpus: Path, cache: Path, output: Path, max_seq_length: int) -> float:
+    """Seconds from starting a fresh process to the end of its first training step, with this cache folder."""
+    import os
+
+    started = time.time()
+    command = [sys.executable, __file__, "--max_seq_length", str(max_seq_length), "--first-step"]
+    command += [str(corpus), str(output), repr(started)]
+    result = subprocess.run(
+        command, check=True, capture_output=True, text=True, env={**os.environ, "HF_POSENC_CACHE": str(cache)}
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith('{"first_step_s"')]
+    return json.loads(lines[-1])["first_step_s"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=float, nargs="+", default=[10.0], help="corpus sizes in MB of text")
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--vocab_size", type=int, default=8000)
     parser.add_argument("--measure", nargs=3, metavar=("CORPUS", "TOKENIZER", "CACHE"), help=argparse.SUPPRESS)
+    parser.add_argument("--first-step", nargs=3, metavar=("CORPUS", "OUTPUT", "STARTED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.first_step:  # the child process of time_to_first_step
+        corpus, output, started = args.first_step
+        first_step(Path(corpus), Path(output), float(started), args.max_seq_length)
+        return
     if args.measure:  # the child process: one size, so that its peak RSS is that size's alone
         corpus, tokenizer_folder, cache = map(Path, args.measure)
         print(json.dumps(measure(corpus, tokenizer_folder, cache, args.max_seq_length)))
@@ -92,7 +148,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-data-") as folder:
         folder = Path(folder)
-        print("| text | prepare | tokens/s | × raw tokenizer | cache hit | peak RSS |\n|---|---|---|---|---|---|")
+        print(
+            "| text | prepare | tokens/s | × raw tokenizer | cache hit | peak RSS | first step: cold | cached |\n"
+            "|---|---|---|---|---|---|---|---|"
+        )
         for size in args.sizes:
             corpus = generate_corpus(folder / f"corpus-{size:g}MB.txt", size)
             tokenizer = data.train_wordpiece_tokenizer_on_files(corpus, vocab_size=args.vocab_size, sample=200_000)
@@ -100,11 +159,14 @@ def main() -> None:
             command = [sys.executable, __file__, "--max_seq_length", str(args.max_seq_length), "--measure"]
             command += [str(corpus), str(folder / "tokenizer"), str(folder / f"cache-{size:g}")]
             result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            run_cache, run_output = folder / f"run-cache-{size:g}", folder / f"run-{size:g}"
+            cold = time_to_first_step(corpus, run_cache, run_output, args.max_seq_length)
+            cached = time_to_first_step(corpus, run_cache, run_output, args.max_seq_length)
             print(
                 f"| {size:g} MB | {result['prepare_s']:.1f} s | {result['prepare_tokens_per_s'] / 1e6:.2f} M "
                 f"| {result['prepare_tokens_per_s'] / result['raw_tokens_per_s']:.2f} "
                 f"| {result['cache_hit_s']:.2f} s ({result['cache_hit_s'] / result['prepare_s']:.1%}) "
-                f"| {result['peak_rss_gb']:.2f} GB |"
+                f"| {result['peak_rss_gb']:.2f} GB | {cold:.1f} s | {cached:.1f} s ({cached / cold:.0%}) |"
             )
 
 

@@ -44,6 +44,7 @@ from .prepare import (
 )
 from .snli import SNLI_LABELS, SNLI_MEMBERS, SNLI_REQUIREMENT, load_snli, snli_file
 from .stdlib import stdlib_documents
+from .streaming import streaming_mlm_datasets
 from .tales import parse_orange_tab, tale_documents
 from .text import Documents, check_text_files, iter_document_lines, read_documents, split_documents, write_documents
 from .tokenizer import (
@@ -56,6 +57,7 @@ from .tokenizer import (
 from .wiki import clean_wikitext, is_wikipedia_article, wikipedia_documents
 
 __all__ = [
+    "streaming_mlm_datasets",
     "CORPORA",
     "CORPUS_FORMAT_VERSION",
     "DEFAULT_TOKENIZER_SAMPLE",

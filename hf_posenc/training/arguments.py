@@ -99,6 +99,29 @@ class DataArguments:
     )
     vocab_size: int | None = field(default=None, metadata={"help": "WordPiece vocabulary to train (default 8000)"})
     mlm_probability: float = field(default=0.15, metadata={"help": "share of tokens masked, as in BERT and the paper"})
+    tokenizer_sample: int = field(
+        default=data.DEFAULT_TOKENIZER_SAMPLE,
+        metadata={"help": "train WordPiece on at most this many lines, drawn evenly over the whole corpus"},
+    )
+    prepared_dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "write the prepared (tokenized, packed) corpus to this folder, or read it from there if it already "
+            "holds one; default: a keyed folder in $HF_POSENC_CACHE/prepared"
+        },
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "processes that tokenize (default: one, the fast tokenizer uses all cores)"}
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "read, tokenize and pack the text while training, nothing prepared (needs --max_steps)"},
+    )
+    streaming_shuffle_buffer: int = field(default=10_000, metadata={"help": "streaming: blocks in the shuffle buffer"})
+    streaming_validation_documents: int = field(
+        default=10,
+        metadata={"help": "streaming without --validation_file: hold out the first N documents of the first file"},
+    )
 
 
 @dataclass

@@ -35,6 +35,7 @@ def check_arguments(model_args, variant_args, data_args, run_args, training_args
             f"--tokenizer_name {data_args.tokenizer_name} is not a folder here; give a saved tokenizer folder."
         )
     _check_numbers(data_args, run_args)
+    _check_data_source(data_args, training_args)
     # The model's own checks (head sizes, w and s, ...) run now, with a stand-in vocabulary size.
     config = build_config(model_args, variant_args, data_args.vocab_size or 8000, pad_token_id=0)
     if (
@@ -73,6 +74,25 @@ def _check_text_file(flag: str, path: str | None) -> None:
         raise FileNotFoundError(f"--{flag} {path} does not exist; give the path of a text file.")
 
 
+def _check_data_source(data_args, training_args) -> None:
+    """--streaming and --prepared_dataset: what they need and what they exclude."""
+    if data_args.streaming:
+        if training_args.max_steps is None or training_args.max_steps <= 0:
+            raise ValueError(
+                "--streaming needs --max_steps: a stream has no length, so epochs cannot be counted; pass "
+                "--max_steps N, or drop --streaming to prepare the corpus on disk."
+            )
+        if data_args.prepared_dataset:
+            raise ValueError(
+                "--streaming prepares nothing, so --prepared_dataset has no use with it; drop one of the two."
+            )
+    if data_args.prepared_dataset and Path(data_args.prepared_dataset).exists():
+        if not Path(data_args.prepared_dataset).is_dir():
+            raise FileExistsError(
+                f"--prepared_dataset {data_args.prepared_dataset} is a file; give a folder (created if missing)."
+            )
+
+
 def _check_numbers(data_args, run_args) -> None:
     if data_args.max_seq_length < 3:
         raise ValueError(
@@ -89,6 +109,14 @@ def _check_numbers(data_args, run_args) -> None:
         raise ValueError(
             f"--vocab_size must exceed the {special_tokens} special tokens; got {data_args.vocab_size} "
             "(8000 is the default)."
+        )
+    for flag in ("tokenizer_sample", "streaming_shuffle_buffer", "streaming_validation_documents"):
+        if getattr(data_args, flag) < 1:
+            raise ValueError(f"--{flag} must be at least 1; got {getattr(data_args, flag)}.")
+    if data_args.preprocessing_num_workers is not None and data_args.preprocessing_num_workers < 1:
+        raise ValueError(
+            f"--preprocessing_num_workers must be at least 1; got {data_args.preprocessing_num_workers} (leave it "
+            "out to tokenize in one process, which uses all cores)."
         )
     for flag in ("posenc_every_n_steps", "posenc_heatmap_every", "posenc_probe_sequences"):
         value = getattr(run_args, flag)
@@ -126,9 +154,11 @@ def check_output_dir(output_dir: Path, *, overwrite: bool, resuming: bool) -> No
     )
 
 
-def check_data(data_args, training_args, num_train_blocks: int, num_eval_blocks: int) -> None:
-    """Checks that need the packed corpus, run before the first step."""
-    check_train_blocks(data_args, training_args, num_train_blocks)
+def check_data(data_args, training_args, num_train_blocks: int | None, num_eval_blocks: int) -> None:
+    """Checks that need the packed corpus, run before the first step. `num_train_blocks` is None for a stream,
+    whose length is unknown (it has --max_steps)."""
+    if num_train_blocks is not None:
+        check_train_blocks(data_args, training_args, num_train_blocks)
     check_masking(data_args, training_args, num_train_blocks, num_eval_blocks)
 
 
@@ -144,7 +174,7 @@ def check_train_blocks(data_args, training_args, num_train_blocks: int) -> None:
         )
 
 
-def training_steps(training_args, num_train_blocks: int) -> int:
+def training_steps(training_args, num_train_blocks: int | None) -> int:
     """The optimizer steps Trainer will take: `max_steps`, or the epochs' worth of full batches."""
     if training_args.max_steps > 0:
         return training_args.max_steps
@@ -152,7 +182,7 @@ def training_steps(training_args, num_train_blocks: int) -> int:
     return math.ceil(training_args.num_train_epochs * batches / training_args.gradient_accumulation_steps)
 
 
-def check_masking(data_args, training_args, num_train_blocks: int, num_eval_blocks: int) -> None:
+def check_masking(data_args, training_args, num_train_blocks: int | None, num_eval_blocks: int) -> None:
     """Refuse a masking probability under which batches without a single masked token are to be expected: such a
     batch has nothing to learn (loss 0, or NaN when it is the whole step) and makes the evaluation loss wrong.
 

@@ -63,13 +63,15 @@ def pretrain(
     set_seed(training_args.seed)
     with training_args.main_process_first(desc="corpus and tokenizer"):
         corpus = load_pretraining_data(data_args, seed=training_args.seed)
-    check_data(data_args, training_args, len(corpus.train), len(corpus.validation))
+    num_train_blocks = None if corpus.streaming else len(corpus.train)  # a stream's length is not known
+    check_data(data_args, training_args, num_train_blocks, len(corpus.validation))
     config = build_config(model_args, variant_args, len(corpus.tokenizer), corpus.tokenizer.pad_token_id)
     model = AutoModelForMaskedLM.from_config(config)
     if training_args.local_process_index == 0:
         print(
             f"{model_args.variant} ({model_args.size}): {model.num_parameters() / 1e6:.2f}M parameters, "
-            f"{len(corpus.train)} training and {len(corpus.validation)} validation blocks of "
+            f"{'streamed' if corpus.streaming else len(corpus.train)} training and {len(corpus.validation)} "
+            "validation blocks of "
             f"{data_args.max_seq_length} tokens"
         )
 
@@ -112,17 +114,24 @@ def pretrain(
 
 
 def _trainer(model, corpus, data_args, run_args, training_args, callbacks):
-    """The Trainer of a run, with static masking and (unless turned off) the locality/symmetry callback."""
+    """The Trainer of a run, with masks that differ by epoch (and resume exactly) and (unless turned off) the
+    locality/symmetry callback."""
+    if corpus.streaming:
+        # Each process reads its own part of the stream: accelerate shards a datasets.IterableDataset by file when
+        # there are at least as many files as processes (as split_dataset_by_node does), otherwise each process
+        # reads the stream and keeps its own batches. (With the default, the main process would read everything.)
+        training_args.accelerator_config.dispatch_batches = False
+    collator = data.EpochMaskingCollator(
+        corpus.tokenizer, mlm_probability=data_args.mlm_probability, mask_seed=training_args.seed
+    )
     trainer = PretrainingTrainer(
         model=model,
         args=training_args,
         train_dataset=corpus.train,
         eval_dataset=corpus.validation,
-        data_collator=data.StaticMaskingCollator(
-            corpus.tokenizer, mlm_probability=data_args.mlm_probability, mask_seed=training_args.seed
-        ),
+        data_collator=collator,
         processing_class=corpus.tokenizer,
-        callbacks=list(callbacks),
+        callbacks=[collator.epoch_callback(), *callbacks],
     )
     metrics_callback = None
     if run_args.posenc_metrics:

@@ -5,6 +5,7 @@ Runs call `pretrain()` in this process; two tests start real processes because t
 """
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -17,9 +18,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import BertConfig, BertForMaskedLM, Trainer, TrainerCallback, TrainingArguments
 
+from hf_posenc import data
 from hf_posenc.callbacks import LocalitySymmetryCallback, probe_batch_from_dataset
 from hf_posenc.metrics import summarize_model
 from hf_posenc.results import PretrainResult
+from hf_posenc.storage import cache_dir
 from hf_posenc.training import parse_pretrain_arguments, pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,9 +109,14 @@ def test_run_logs_metrics_to_tensorboard_and_saves_safetensors(tmp_path):
 
 def test_accelerate_launch_two_processes_on_cpu(tmp_path):
     """accelerate 1.x's `--cpu` always starts one process (without MPI); `--multi_gpu` starts them with torchrun,
-    and on a machine without GPUs the script switches Trainer to the CPU (gloo backend)."""
+    and on a machine without GPUs the script switches Trainer to the CPU (gloo backend). With an empty cache, one
+    process trains the tokenizer and prepares the corpus; the other reads both from the cache."""
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     output = tmp_path / "ddp"
+    cache = tmp_path / "cache"
+    text = data.builtin_corpus("stdlib")
+    (cache / text.relative_to(cache_dir())).parent.mkdir(parents=True)
+    shutil.copy(text, cache / text.relative_to(cache_dir()))
     with socket.socket() as probe:  # a free port, so a busy default port (29500) cannot fail the test
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -138,10 +146,16 @@ def test_accelerate_launch_two_processes_on_cpu(tmp_path):
         text=True,
         cwd=tmp_path,
         timeout=600,
+        env={**os.environ, "HF_POSENC_CACHE": str(cache)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     finished = sorted(re.findall(r"process (\d)/2 finished 12 steps", result.stdout))
     assert finished == ["0", "1"], result.stdout[-2000:]
+    for built, reused in (
+        ("trained the tokenizer", "reused the tokenizer"),
+        ("prepared the", "reused the pretraining"),
+    ):
+        assert (result.stdout.count(built), result.stdout.count(reused)) == (1, 1), result.stdout[-2000:]
     results = json.loads((output / "posenc_results.json").read_text())
     assert results["train_loss"] < 8  # the loss of 2 processes is not doubled: ln(1000) = 6.9 at the start
     tags = scalars(output)
