@@ -279,12 +279,170 @@ def extrapolate(args: argparse.Namespace) -> list:
 
 
 # name -> (help, add its arguments, run it). Each handler calls the library and prints.
+def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``hf-posenc finetune`` and ``examples/finetune.py`` (those of transformers' ``run_glue.py``
+    where they mean the same)."""
+    from .tasks.registry import BUILTIN_TASKS, GLUE_TASKS
+    from .training.runner import (
+        DEFAULT_LEARNING_RATES,
+        DEFAULT_MAX_EVAL_SAMPLES,
+        DEFAULT_MAX_TRAIN_SAMPLES,
+        DEFAULT_SEEDS,
+    )
+
+    parser.add_argument(
+        "model", help="folder of a saved model: an hf_posenc variant or any local Hugging Face encoder (e.g. BERT)"
+    )
+    parser.add_argument(
+        "--task",
+        dest="tasks",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help=f"a task to fine-tune on (repeat for several): built in {', '.join(BUILTIN_TASKS)}; "
+        f"GLUE {', '.join(GLUE_TASKS)} (from the Hub, or --train_file/--validation_file)",
+    )
+    parser.add_argument(
+        "--learning_rates",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_LEARNING_RATES),
+        help="a grid of learning rates; the best mean score over the seeds on the development split is kept",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS), help="seeds; reports mean and std over them"
+    )
+    parser.add_argument(
+        "--max_train_samples",
+        type=int,
+        default=DEFAULT_MAX_TRAIN_SAMPLES,
+        help="fine-tune on a fixed seeded sample of this many train examples (0: all)",
+    )
+    parser.add_argument(
+        "--max_eval_samples",
+        type=int,
+        default=DEFAULT_MAX_EVAL_SAMPLES,
+        help="score a fixed seeded sample of this many development and report examples (0: all)",
+    )
+    parser.add_argument("--num_train_epochs", type=float, default=1.0)
+    parser.add_argument("--max_steps", type=int, default=-1, help="stop after this many steps (overrides epochs)")
+    parser.add_argument("--per_device_train_batch_size", type=int, default=32)
+    parser.add_argument("--per_device_eval_batch_size", type=int, default=128)
+    parser.add_argument(
+        "--max_seq_length",
+        type=int,
+        default=128,
+        help="truncate longer examples (batches are padded to their longest example)",
+    )
+    parser.add_argument("--warmup_ratio", type=float, default=0.0, help="share of the steps warming up the rate")
+    parser.add_argument("--weight_decay", type=float, default=0.0)
+    parser.add_argument("--train_file", default=None, help="your own train file (GLUE layout: .tsv, .csv, .jsonl)")
+    parser.add_argument("--validation_file", default=None, help="your own validation file (GLUE layout)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the model folder)")
+    parser.add_argument("--model_name", default=None, help="the model's name in the results (default: folder name)")
+    parser.add_argument(
+        "--output_dir", default=None, help="where finetune_results.json goes (default: outputs/finetune-<model>)"
+    )
+    parser.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="start afresh, replacing results found in --output_dir (another model's, or other settings')",
+    )
+    parser.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="let the model and tokenizer folders run Python code they ship (only for folders you trust)",
+    )
+    return parser
+
+
+def finetune_command(args: argparse.Namespace):
+    """Fine-tune with the options of `add_finetune_arguments`; print the table and where the results went."""
+    from .training.finetune import FinetuneArguments
+    from .training.runner import finetune_tasks, format_finetune_table
+
+    training = FinetuneArguments(
+        num_train_epochs=args.num_train_epochs,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        per_device_eval_batch_size=args.per_device_eval_batch_size,
+        max_seq_length=args.max_seq_length,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+    )
+    for name in ("max_train_samples", "max_eval_samples"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name} must be 0 (all examples) or more (got {getattr(args, name)}).")
+    from pathlib import Path
+
+    output_dir = Path(args.output_dir or Path("outputs") / f"finetune-{Path(args.model).name}")
+    result = finetune_tasks(
+        args.model,
+        args.tasks,
+        learning_rates=args.learning_rates,
+        seeds=args.seeds,
+        training=training,
+        output_dir=output_dir,
+        max_train_samples=args.max_train_samples or None,
+        max_eval_samples=args.max_eval_samples or None,
+        data_files={"train": args.train_file, "validation": args.validation_file},
+        tokenizer=args.tokenizer,
+        model_name=args.model_name,
+        overwrite=args.overwrite_output_dir,
+        trust_remote_code=args.trust_remote_code,
+    )
+    print(format_finetune_table(result))
+    print(f"Results written to {result.path_in(output_dir)}")
+    return result
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", nargs="?", help="the study spec, a YAML or JSON file (or use --preset)")
+    parser.add_argument("--preset", choices=["cpu-small", "gpu-base"], help="a built-in spec instead of a file")
+    parser.add_argument("--output", default=None, help="the study folder (default: the spec's 'output')")
+    parser.add_argument(
+        "--runs", nargs="+", metavar="NAME", help="only these runs (a run's name, or a grid's name for all its points)"
+    )
+    parser.add_argument("--dry_run", action="store_true", help="print the plan and a time estimate; train nothing")
+    parser.add_argument("--retry_failed", action="store_true", help="run again the steps that failed before")
+    parser.add_argument(
+        "--heartbeat_timeout",
+        type=float,
+        default=600.0,
+        help="seconds after which another machine's silent claim counts as a killed job's and is taken over",
+    )
+
+
+def study_command(args: argparse.Namespace):
+    """Run (or plan) a study; print what this invocation did."""
+    from .study.command import study
+
+    outcome = study(
+        args.spec,
+        preset=args.preset,
+        output=args.output,
+        runs=args.runs,
+        dry_run=args.dry_run,
+        retry_failed=args.retry_failed,
+        heartbeat_timeout=args.heartbeat_timeout,
+    )
+    if not args.dry_run:
+        print(
+            f"ran {len(outcome.ran)} unit(s), {len(outcome.done_before)} done before, "
+            f"{len(outcome.claimed_elsewhere)} claimed by other invocations, {len(outcome.failed)} failed step(s)"
+            + (": " + "; ".join(outcome.failed) if outcome.failed else "")
+        )
+    return outcome
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "analyze": ("locality and symmetry of a model's attention", add_analyze_arguments, analyze),
     "probe": ("the paper's word-order probes on SNLI", add_probe_arguments, probe),
     "extrapolate": ("masked-LM loss, locality and symmetry at several lengths", add_extrapolate_arguments, extrapolate),
+    "finetune": ("fine-tune and score a model on downstream tasks", add_finetune_arguments, finetune_command),
     "export": ("a Hub-ready folder from a training run", add_export_arguments, export_run),
     "push": ("upload an exported folder to the Hub", add_push_arguments, push_command),
+    "study": ("train many encodings at equal budget, evaluate them, correlate", add_study_arguments, study_command),
 }
 
 

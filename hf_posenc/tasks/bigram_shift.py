@@ -69,7 +69,7 @@ BIGRAM_SHIFT = Task(
     train_split="train",
     report_split="test",
     selection_split="validation",
-    held_out=HeldOut("validation", 2000, seed=0),
+    held_out=HeldOut("validation", 0.1, seed=0, most=2000),
     metric=accuracy_scores,
     main_metric="accuracy",
     description="SNLI sentences with two adjacent words inverted or not, SentEval-style (accuracy)",

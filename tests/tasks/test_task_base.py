@@ -30,7 +30,7 @@ def test_snli_task_declares_pairs_labels_and_splits(tmp_path):
 
 
 def test_task_refuses_an_unknown_split_and_a_label_it_does_not_have():
-    with pytest.raises(ValueError, match="splits train, test, not 'dev'"):
+    with pytest.raises(ValueError, match="splits train, validation, test, not 'dev'"):
         SNLI.load("dev")
     with pytest.raises(ValueError, match="label 'maybe'.*entailment, neutral, contradiction"):
         SNLI.label_id({"sentence1": "A man sleeps.", "gold_label": "maybe"})
@@ -42,7 +42,7 @@ def test_task_refuses_an_unknown_split_and_a_label_it_does_not_have():
         (dict(text_columns=("sentence1",)), "sentence-pair classification task reads 2 text column"),
         (dict(kind=TaskKind.REGRESSION), "regression task has no label names"),
         (dict(kind=TaskKind.SINGLE_SENTENCE, text_columns=("sentence",), label_names=()), "needs label names"),
-        (dict(report_split="validation"), "validation not in its splits train, test"),
+        (dict(report_split="dev"), "dev not in its splits train, validation, test"),
         (dict(selection_split="test"), "selecting on the reported split test"),
     ],
 )

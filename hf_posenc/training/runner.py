@@ -1,0 +1,321 @@
+"""The fine-tuning runner: fine-tune one model on downstream tasks over a grid of learning rates and seeds.
+
+`finetune_tasks("outputs/demo-attenuated", ["sentiment"], learning_rates=[1e-4, 3e-4], seeds=[1, 2, 3])` runs every
+(task, learning rate, seed) cell with `transformers.Trainer` (dynamic padding), scores the task's selection split and
+its report split, keeps for each task the learning rate with the best mean selection score over the seeds, and
+reports the mean and standard deviation over the seeds of the report split's scores at that rate. It writes
+``finetune_results.json`` (a `FinetuneResult`) after every cell, so a run that is interrupted and started again with
+the same settings skips the cells already done, and ``finetune_table.txt`` at the end. ``hf-posenc finetune`` and
+``examples/finetune.py`` call it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..results import FinetuneResult
+from ..storage import atomic_output, require_model_folder
+from ..tasks.base import Task, TaskKind
+from ..tasks.registry import get_task
+from .finetune import FinetuneArguments, finetune, load_classifier, load_tokenizer, predict, references
+
+__all__ = [
+    "DEFAULT_LEARNING_RATES",
+    "DEFAULT_MAX_EVAL_SAMPLES",
+    "DEFAULT_MAX_TRAIN_SAMPLES",
+    "check_data_files",
+    "finetune_tasks",
+    "format_finetune_table",
+    "load_task_splits",
+    "summarize_task",
+]
+
+TABLE_FILE = "finetune_table.txt"
+# Small enough that one task fine-tunes a tiny model in a few minutes on two CPU cores.
+DEFAULT_MAX_TRAIN_SAMPLES = 2000
+DEFAULT_MAX_EVAL_SAMPLES = 1000
+DEFAULT_LEARNING_RATES = (1e-4,)
+DEFAULT_SEEDS = (42,)
+
+
+def _sample(examples: list[dict], limit: int | None, seed: str) -> list[dict]:
+    """At most ``limit`` examples, drawn with a fixed seed and kept in their order (the same for every cell)."""
+    if limit is None or len(examples) <= limit:
+        return examples
+    chosen = set(random.Random(seed).sample(range(len(examples)), limit))
+    return [example for index, example in enumerate(examples) if index in chosen]
+
+
+def _check_labels_in_train(task: Task, train: list[dict], split: str, examples: list[dict]) -> None:
+    """A class that the train split never shows cannot be learnt; it means the files do not belong together."""
+    if task.kind not in (TaskKind.SINGLE_SENTENCE, TaskKind.SENTENCE_PAIR):
+        return
+    seen = {example[task.label_column] for example in train}
+    unseen = sorted({str(example[task.label_column]) for example in examples} - {str(label) for label in seen})
+    if unseen:
+        raise ValueError(
+            f"task {task.name}: the {split} split has the label(s) {', '.join(unseen)}, which the train split never "
+            f"has (train labels: {', '.join(sorted(map(str, seen)))}); give a train file that covers every class, "
+            "or drop those examples."
+        )
+
+
+def _wanted_splits(task: Task) -> list[str]:
+    return [task.train_split] + ([task.selection_split] if task.selection_split else []) + [task.report_split]
+
+
+def check_data_files(task: Task, data_files: dict[str, str | os.PathLike] | None) -> dict:
+    """``data_files`` without unset entries; a ValueError when one names a split whose file ``task`` never reads."""
+    data_files = {split: path for split, path in (data_files or {}).items() if path is not None}
+    file_splits = {task.file_split(split) for split in _wanted_splits(task)}
+    unused = sorted(set(data_files) - file_splits)
+    if unused:
+        raise ValueError(
+            f"task {task.name} reads no {' or '.join(unused)} file (it reads {', '.join(sorted(file_splits))}"
+            + (f"; its {task.held_out.split} split is held out of train" if task.held_out else "")
+            + f"); drop --{unused[0]}_file."
+        )
+    return data_files
+
+
+def load_task_splits(
+    task: Task,
+    data_files: dict[str, str | os.PathLike] | None = None,
+    max_train_samples: int | None = DEFAULT_MAX_TRAIN_SAMPLES,
+    max_eval_samples: int | None = DEFAULT_MAX_EVAL_SAMPLES,
+) -> dict[str, list[dict]]:
+    """The train, selection and report splits of ``task`` (capped at the sample sizes), from the user's
+    ``data_files`` (split name -> file; "train", "validation", "test") or the task's own data."""
+    data_files = check_data_files(task, data_files)
+    wanted = _wanted_splits(task)
+    splits = {split: task.load(split, data_files.get(task.file_split(split))) for split in dict.fromkeys(wanted)}
+    for split in wanted[1:]:
+        _check_labels_in_train(task, splits[task.train_split], split, splits[split])
+    for split, examples in splits.items():
+        if not examples:
+            raise ValueError(f"task {task.name}: the {split} split holds no example.")
+        cap, seed = (max_train_samples, "train") if split == task.train_split else (max_eval_samples, "eval")
+        splits[split] = _sample(examples, cap, f"{task.name} {split} {seed}")
+    return splits
+
+
+def _mean_std(values: list[float | None]) -> dict:
+    numbers = [value for value in values if value is not None and value == value]
+    return {
+        "mean": statistics.fmean(numbers) if numbers else None,
+        "std": statistics.stdev(numbers) if len(numbers) > 1 else (0.0 if numbers else None),
+        "values": values,
+    }
+
+
+def summarize_task(task: Task, cells: list[dict]) -> dict:
+    """The best learning rate of ``task``'s cells (highest mean main metric over the seeds on the selection split;
+    the first rate when the task has no selection split) and the report split's scores at that rate, mean and
+    sample standard deviation over the seeds."""
+    by_rate: dict[float, list[dict]] = {}
+    for cell in cells:
+        by_rate.setdefault(cell["learning_rate"], []).append(cell)
+
+    def selection_score(rate: float) -> float:
+        values = [(cell["selection"] or {}).get(task.main_metric) for cell in by_rate[rate]]
+        numbers = [value for value in values if value is not None and value == value]
+        return statistics.fmean(numbers) if numbers else float("-inf")
+
+    rates = list(by_rate)
+    best = max(rates, key=selection_score) if task.selection_split else rates[0]
+    chosen = by_rate[best]
+    metrics = list(chosen[0]["report"])
+    return {
+        "kind": task.kind.value,
+        "main_metric": task.main_metric,
+        "selection_split": task.selection_split,
+        "report_split": task.report_split,
+        "best_learning_rate": best,
+        "selection_by_learning_rate": {str(rate): selection_score(rate) for rate in rates},
+        "seeds": [cell["seed"] for cell in chosen],
+        "report": {metric: _mean_std([cell["report"].get(metric) for cell in chosen]) for metric in metrics},
+    }
+
+
+def format_finetune_table(result: FinetuneResult) -> str:
+    """One row per task: the best learning rate, then each reported metric as mean ± std (in %) over the seeds."""
+    header = ["Task", "Split", "Best LR", "Seeds", "Scores (mean ± std, %)"]
+    rows = []
+    for name, summary in result.tasks.items():
+        scores = ", ".join(
+            f"{metric} {100 * values['mean']:.1f} ± {100 * values['std']:.1f}"
+            if values["mean"] is not None
+            else f"{metric} n/a"
+            for metric, values in summary["report"].items()
+        )
+        rows.append(
+            [name, summary["report_split"], f"{summary['best_learning_rate']:g}", str(len(summary["seeds"])), scores]
+        )
+    widths = [max(len(row[column]) for row in [header] + rows) for column in range(len(header))]
+    lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip() for row in [header] + rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def _quietly(load, *args, **kwargs):
+    """``load(...)`` without transformers' load report, which every cell would print: a fresh head's weights are
+    missing and the masked-LM head's unused, by design."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        return load(*args, **kwargs)
+    finally:
+        logging.set_verbosity(level)
+
+
+def _previous_result(
+    output_dir: Path, model_path: str, model: str, settings: dict, overwrite: bool
+) -> FinetuneResult | None:
+    """The results file to continue, or None to start afresh; refuses another model's or other settings' file."""
+    if overwrite or not FinetuneResult.exists_in(output_dir):
+        return None
+    earlier = FinetuneResult.load(output_dir)
+    if earlier.settings.get("model_path") != model_path:
+        state = "finished " if earlier.complete else ""
+        raise FileExistsError(
+            f"{FinetuneResult.path_in(output_dir)} holds the {state}fine-tuning results of "
+            f"{earlier.settings.get('model_path', earlier.model)!r}, not of {model_path!r}; choose another "
+            "--output_dir or pass --overwrite_output_dir to replace them."
+        )
+    if earlier.settings != settings:
+        changed = sorted(
+            key for key in set(settings) | set(earlier.settings) if settings.get(key) != earlier.settings.get(key)
+        )
+        raise FileExistsError(
+            f"{FinetuneResult.path_in(output_dir)} was written with other settings ({', '.join(changed)}); its cells "
+            "cannot be reused. Run with the same settings to continue it, or pass --overwrite_output_dir."
+        )
+    return earlier
+
+
+def finetune_tasks(
+    model_dir: str | Path,
+    tasks: Sequence[str | Task],
+    *,
+    learning_rates: Sequence[float] = DEFAULT_LEARNING_RATES,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    training: FinetuneArguments | None = None,
+    output_dir: str | Path | None = None,
+    max_train_samples: int | None = DEFAULT_MAX_TRAIN_SAMPLES,
+    max_eval_samples: int | None = DEFAULT_MAX_EVAL_SAMPLES,
+    data_files: dict[str, str | os.PathLike] | None = None,
+    tokenizer: str | Path | None = None,
+    model_name: str | None = None,
+    overwrite: bool = False,
+    trust_remote_code: bool = False,
+    log=print,
+) -> FinetuneResult:
+    """Fine-tune the model in ``model_dir`` on each task for every learning rate and seed; return and save the
+    `FinetuneResult` (``output_dir``, default ``outputs/finetune-<model folder name>``).
+
+    ``training`` holds the other settings (its learning rate and seed are replaced by the grid's). ``data_files``
+    maps "train"/"validation"/"test" to the user's files (GLUE without the Hub). ``max_train_samples`` and
+    ``max_eval_samples`` cap each split with a fixed seeded sample (None: all). ``log`` receives one line per cell.
+    """
+    model_dir = require_model_folder(model_dir)
+    task_list = [task if isinstance(task, Task) else get_task(task) for task in tasks]
+    if not task_list:
+        raise ValueError("no task to fine-tune on; name at least one with --task NAME.")
+    for task in task_list:  # before anything trains
+        check_data_files(task, data_files)
+    if not learning_rates or any(not rate > 0 for rate in learning_rates):
+        raise ValueError(f"--learning_rates must be one or more numbers above 0 (got {list(learning_rates)}).")
+    if not seeds:
+        raise ValueError("--seeds needs at least one seed.")
+    for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be at least 1 (got {value}); leave it out to use the whole split.")
+    training = training or FinetuneArguments()
+    output_dir = Path(output_dir) if output_dir is not None else Path("outputs") / f"finetune-{model_dir.name}"
+    settings = {
+        "model_path": str(model_dir.resolve()),
+        **{key: value for key, value in dataclasses.asdict(training).items() if key not in ("learning_rate", "seed")},
+        "max_train_samples": max_train_samples,
+        "max_eval_samples": max_eval_samples,
+        "data_files": {split: str(path) for split, path in sorted((data_files or {}).items()) if path is not None},
+    }
+    result = _previous_result(output_dir, settings["model_path"], model_name or model_dir.name, settings, overwrite)
+    token_processor = load_tokenizer(
+        tokenizer if tokenizer is not None else model_dir, trust_remote_code=trust_remote_code
+    )
+
+    from transformers import set_seed
+
+    for task in task_list:
+        grid = [(task.name, rate, seed) for rate in learning_rates for seed in seeds]
+        done = {(cell["task"], cell["learning_rate"], cell["seed"]) for cell in result.cells} if result else set()
+        if result is not None and task.name in result.tasks and done.issuperset(grid):
+            log(f"{task.name}: all {len(grid)} cell(s) done before, skipped")
+            # Summarize this grid's cells again (an earlier run may have had more); the data need not be read.
+            cells = [cell for cell in result.cells if (cell["task"], cell["learning_rate"], cell["seed"]) in grid]
+            examples = result.tasks[task.name].get("examples", {})
+            result.tasks[task.name] = {**summarize_task(task, cells), "examples": examples}
+            continue
+        splits = load_task_splits(task, data_files, max_train_samples, max_eval_samples)
+        for rate in learning_rates:
+            for seed in seeds:
+                if (task.name, rate, seed) in done:
+                    log(f"{task.name} lr={rate:g} seed={seed}: done before, skipped")
+                    continue
+                started = time.perf_counter()
+                set_seed(seed)  # the fresh head is drawn at load time
+                model = _quietly(load_classifier, model_dir, task, trust_remote_code=trust_remote_code)
+                if result is None:
+                    result = FinetuneResult(model=model_name or model_dir.name, model_type=model.config.model_type)
+                    result.settings = settings
+                arguments = dataclasses.replace(training, learning_rate=rate, seed=seed)
+                trainer = finetune(
+                    model,
+                    token_processor,
+                    splits[task.train_split],
+                    output_dir=output_dir / "trainer",
+                    task=task,
+                    arguments=arguments,
+                )
+
+                def score(split: str | None) -> dict | None:
+                    if split is None:
+                        return None
+                    examples = splits[split]
+                    predicted = predict(trainer, examples, task, arguments.max_seq_length)
+                    return task.score(predicted, references(examples, task))
+
+                cell = {
+                    "task": task.name,
+                    "learning_rate": rate,
+                    "seed": seed,
+                    "selection": score(task.selection_split),
+                    "report": score(task.report_split),
+                    "train_examples": len(splits[task.train_split]),
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+                result.cells.append(cell)
+                result.save(output_dir)
+                main = cell["report"].get(task.main_metric)
+                log(
+                    f"{task.name} lr={rate:g} seed={seed}: {task.report_split} {task.main_metric} {main:.4f} ({cell['seconds']} s)"
+                )
+        task_cells = [cell for cell in result.cells if (cell["task"], cell["learning_rate"], cell["seed"]) in grid]
+        result.tasks[task.name] = {
+            **summarize_task(task, task_cells),
+            "examples": {split: len(examples) for split, examples in splits.items()},
+        }
+        result.save(output_dir)
+    result.complete = True
+    result.save(output_dir)
+    with atomic_output(output_dir / TABLE_FILE, encoding="utf-8") as handle:
+        handle.write(format_finetune_table(result) + "\n")
+    return result

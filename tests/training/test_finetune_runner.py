@@ -1,0 +1,149 @@
+"""The fine-tuning runner (hf_posenc.training.runner) and `hf-posenc finetune`: one tiny run per task kind, the
+learning-rate grid choosing on the development split, mean and std over seeds, and skipping finished cells."""
+
+import json
+
+import pytest
+from conftest import tiny_config
+from test_finetune_tokens import TAGGING
+
+from hf_posenc.cli import main
+from hf_posenc.results import FinetuneResult
+from hf_posenc.tasks import get_task
+from hf_posenc.training.finetune import FinetuneArguments
+from hf_posenc.training.runner import finetune_tasks, format_finetune_table, summarize_task
+
+ROWS = [
+    ("the cat sat on the mat", "a cat sat", 1),
+    ("the dog slept by the door", "a bird flew", 0),
+    ("a man is playing a guitar", "a man plays", 1),
+    ("two women are walking along the beach", "the sun sets", 0),
+    ("the children laughed", "children laugh", 1),
+    ("the small dog chased the red ball", "a cat sat", 0),
+] * 4
+TINY_TRAINING = FinetuneArguments(max_steps=2, per_device_train_batch_size=4, max_seq_length=32, logging_steps=1)
+
+
+@pytest.fixture()
+def tiny_folder(tmp_path, tiny_tokenizer):
+    from transformers import AutoModelForMaskedLM
+
+    folder = tmp_path / "tiny-attenuated"
+    AutoModelForMaskedLM.from_config(tiny_config("attenuated", vocab_size=len(tiny_tokenizer))).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture()
+def glue_files(tmp_path):
+    """Train and validation files that serve SST-2 (sentence), MRPC and STS-B (sentence1, sentence2)."""
+    files = {}
+    for split, rows in (("train", ROWS), ("validation", ROWS[:8])):
+        lines = ["sentence\tsentence1\tsentence2\tlabel"] + [f"{a}\t{a}\t{b}\t{label}" for a, b, label in rows]
+        files[split] = tmp_path / f"{split}.tsv"
+        files[split].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return files
+
+
+def test_one_run_per_task_kind_scores_the_selection_and_report_splits(tiny_folder, glue_files, tmp_path):
+    output = tmp_path / "out"
+    options = dict(training=TINY_TRAINING, log=lambda line: None)
+    result = finetune_tasks(tiny_folder, ["mrpc", "stsb"], output_dir=output, data_files=glue_files, **options)
+    assert result.complete and result.model == "tiny-attenuated" and result.model_type == "posenc_attenuated"
+    assert set(result.tasks["mrpc"]["report"]) == {"f1", "accuracy"}
+    assert set(result.tasks["stsb"]["report"]) == {"pearson", "spearmanr"}
+    tagged = finetune_tasks(tiny_folder, [TAGGING], output_dir=tmp_path / "tagging", **options)
+    assert set(tagged.tasks["animals"]["report"]) == {"accuracy"} and tagged.cells[0]["train_examples"] == 3
+    # MRPC: train 24 rows less a tenth held out as development; validation reported.
+    assert result.tasks["mrpc"]["examples"] == {"train": 22, "development": 2, "validation": 8}
+    for cell in result.cells:
+        assert cell["selection"] is not None and cell["report"] is not None
+    assert FinetuneResult.load(output).to_dict() == result.to_dict()
+    assert "mrpc" in (output / "finetune_table.txt").read_text()
+
+
+def test_the_grid_keeps_the_best_development_mean_and_reports_mean_and_std_over_seeds():
+    task = get_task("sst2")
+
+    def cell(rate, seed, development, reported):
+        selection = {"accuracy": development}
+        return {
+            "task": "sst2",
+            "learning_rate": rate,
+            "seed": seed,
+            "selection": selection,
+            "report": {"accuracy": reported},
+        }
+
+    cells = [cell(1e-3, 1, 0.9, 0.8), cell(1e-3, 2, 0.3, 0.6), cell(1e-4, 1, 0.7, 0.5), cell(1e-4, 2, 0.7, 0.7)]
+    summary = summarize_task(task, cells)
+    assert summary["best_learning_rate"] == 1e-4  # mean 0.7 beats 0.6, though 1e-3 had the single best seed
+    assert summary["report"]["accuracy"]["mean"] == pytest.approx(0.6)
+    assert summary["report"]["accuracy"]["std"] == pytest.approx(0.1414213, rel=1e-5)  # sample std of 0.5, 0.7
+    assert summary["seeds"] == [1, 2]
+
+
+def test_a_restarted_run_skips_finished_cells(tiny_folder, glue_files, tmp_path):
+    output = tmp_path / "out"
+    options = dict(
+        learning_rates=[1e-2, 1e-6],
+        seeds=[1, 2],
+        training=TINY_TRAINING,
+        output_dir=output,
+        data_files=glue_files,
+    )
+    lines = []
+    result = finetune_tasks(tiny_folder, ["sst2"], log=lines.append, **options)
+    assert len(result.cells) == 4 and not any("skipped" in line for line in lines)
+    means = {
+        rate: sum(cell["selection"]["accuracy"] for cell in result.cells if cell["learning_rate"] == rate) / 2
+        for rate in (1e-2, 1e-6)
+    }
+    assert result.tasks["sst2"]["best_learning_rate"] == max(means, key=means.get)
+
+    # Interrupted after three cells: the restart trains only the fourth.
+    saved = json.loads(FinetuneResult.path_in(output).read_text())
+    saved.update(cells=saved["cells"][:3], tasks={}, complete=False)
+    FinetuneResult.path_in(output).write_text(json.dumps(saved))
+    lines.clear()
+    again = finetune_tasks(tiny_folder, ["sst2"], log=lines.append, **options)
+    assert sum("skipped" in line for line in lines) == 3 and len(again.cells) == 4
+    assert again.cells[:3] == result.cells[:3] and again.complete
+
+    # Finished: the same command trains nothing.
+    lines.clear()
+    finetune_tasks(tiny_folder, ["sst2"], log=lines.append, **options)
+    assert lines == ["sst2: all 4 cell(s) done before, skipped"]
+
+
+def test_the_finetune_command_prints_the_table(tiny_folder, glue_files, tmp_path, capsys):
+    status = main(
+        [
+            "finetune",
+            str(tiny_folder),
+            "--task",
+            "rte",
+            "--train_file",
+            str(glue_files["train"]).replace("train.tsv", "rte-train.tsv"),
+            "--validation_file",
+            str(glue_files["validation"]),
+            "--max_steps",
+            "1",
+            "--max_seq_length",
+            "32",
+            "--output_dir",
+            str(tmp_path / "cli"),
+        ]
+    )
+    assert status == 2  # the train file does not exist: one line, no traceback
+    assert "rte-train.tsv" in capsys.readouterr().err
+    rte_train = (
+        glue_files["train"].read_text().replace("\t1\n", "\tentailment\n").replace("\t0\n", "\tnot_entailment\n")
+    )
+    (tmp_path / "rte-train.tsv").write_text(rte_train, encoding="utf-8")
+    arguments = ["finetune", str(tiny_folder), "--task", "rte", "--train_file", str(tmp_path / "rte-train.tsv")]
+    arguments += ["--validation_file", str(glue_files["validation"]), "--max_steps", "1", "--max_seq_length", "32"]
+    assert main(arguments + ["--output_dir", str(tmp_path / "cli")]) == 0
+    printed = capsys.readouterr().out
+    assert "rte" in printed and "accuracy" in printed and "finetune_results.json" in printed
+    assert format_finetune_table(FinetuneResult.load(tmp_path / "cli")) in printed
