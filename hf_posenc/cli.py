@@ -55,6 +55,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--probe_results", help="probe_results.json from `hf-posenc probe` (or its folder), shown on the card"
     )
+    parser.add_argument(
+        "--finetune_results",
+        help="finetune_results.json of a finished `hf-posenc finetune` (or its folder), shown on the card",
+    )
     parser.add_argument("--repo_id", help="USER/NAME, written into the card's usage snippet")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty folder (nothing is deleted)")
 
@@ -64,7 +68,12 @@ def export_run(args: argparse.Namespace):
 
     with _warnings_as_notes("hf-posenc export"):
         folder = export_training_run(
-            args.run, args.out_dir, probe_results=args.probe_results, repo_id=args.repo_id, overwrite=args.overwrite
+            args.run,
+            args.out_dir,
+            probe_results=args.probe_results,
+            finetune_results=args.finetune_results,
+            repo_id=args.repo_id,
+            overwrite=args.overwrite,
         )
     print(f"wrote {folder}; upload it with: hf-posenc push {folder} {args.repo_id or 'USER/NAME'}")
     return folder

@@ -2,7 +2,7 @@
 
 The card says what the variant is (paper, route, symmetric by construction), its configuration, data and steps,
 tokenizer, evaluation loss and perplexity, the locality and symmetry of its attention (overall, per layer, curves),
-the word-order probe results, a usage snippet and the citation of the locality/symmetry paper; its metadata carries
+the word-order probe results, the downstream (fine-tuning) scores, a usage snippet and the citation of the locality/symmetry paper; its metadata carries
 the numbers as `model-index` results.
 
 Every string a user supplies (model name, dataset name, repository id...) is escaped for the place it goes: the
@@ -29,6 +29,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from ..analysis.metrics import SUMMARY_METRICS
 from ..tasks.probes import STILL_ENTAILMENT
 from .card_results import PROBE_ORDER, normalize_results
+from .downstream import task_dataset, task_type
 from .repo_id import check_repo_id
 
 TEMPLATE_NAME = "posenc_model_card.md.jinja"
@@ -151,6 +152,7 @@ def render_card(
         "still_entailment": _percent(results["probes"][STILL_ENTAILMENT])
         if STILL_ENTAILMENT in results.get("probes", {})
         else None,
+        "finetune_rows": _finetune_rows(results.get("finetune", {})),
         "bibtex": PAPER_BIBTEX,
     }
     return ModelCard(_render_template(template_path, context))
@@ -266,9 +268,42 @@ def _probe_rows(probes: dict[str, float]) -> list[dict[str, str]]:
     return rows
 
 
+def _finetune_metrics(entry: Mapping[str, Any]) -> list[str]:
+    """A task's metrics, the one that chose the learning rate first."""
+    main = entry.get("main_metric")
+    return ([main] if main else []) + [metric for metric in entry["metrics"] if metric != main]
+
+
+def _finetune_rows(tasks: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
+    """One row per (task, metric): mean ± std over the seeds, and the learning rate chosen on the selection split."""
+    rows = []
+    for name, entry in tasks.items():
+        seeds = entry.get("seeds")
+        examples = entry.get("examples")
+        for metric in _finetune_metrics(entry):
+            score = _format(entry["metrics"][metric], 4)
+            std = entry.get("std", {}).get(metric)
+            if std is not None and math.isfinite(entry["metrics"][metric]):
+                score += f" ± {_format(std, 4)}"
+            if seeds is not None:
+                score += f" ({seeds} seed{'s' if seeds != 1 else ''})"
+            split = markdown_text(entry["split"]) + (f" ({examples:,} examples)" if examples is not None else "")
+            rows.append(
+                {
+                    "task": markdown_text(name),
+                    "split": split,
+                    "metric": markdown_text(metric) + (" (selects)" if metric == entry.get("main_metric") else ""),
+                    "score": score,
+                    "learning_rate": f"{entry['learning_rate']:g}" if "learning_rate" in entry else "–",
+                }
+            )
+    return rows
+
+
 def _eval_results(results) -> list[EvalResult]:
     """The finite numbers of `results` as model-index entries: fill-mask metrics on the training data's held-out
-    split, and one text-classification accuracy per probe on the SNLI test set."""
+    split, one text-classification accuracy per probe on the SNLI test set, and one entry per (task, metric) of the
+    downstream scores (the mean over the seeds)."""
     eval_results = []
     dataset_name = results.get("dataset_name", results.get("dataset", "unspecified"))
     dataset = results.get("dataset", "unspecified")
@@ -308,7 +343,31 @@ def _eval_results(results) -> list[EvalResult]:
                 metric_value=probes[name],
             )
         )
+    for name, entry in results.get("finetune", {}).items():
+        dataset, config, split = task_dataset(name, entry["split"])
+        for metric in _finetune_metrics(entry):
+            if math.isfinite(entry["metrics"][metric]):
+                eval_results.append(
+                    EvalResult(
+                        task_type=task_type(entry.get("kind") or _registered_kind(name)),
+                        task_name=f"Fine-tuned on {name}",
+                        dataset_type=dataset,
+                        dataset_name=name,
+                        dataset_config=config,
+                        dataset_split=split,
+                        metric_type=metric,
+                        metric_name=metric,
+                        metric_value=entry["metrics"][metric],
+                    )
+                )
     return eval_results
+
+
+def _registered_kind(name: str) -> str | None:
+    """The kind of a task hf_posenc knows by that name (a hand-written `finetune` entry may leave out its kind)."""
+    from ..tasks.registry import TASKS
+
+    return TASKS[name].kind.value if name in TASKS else None
 
 
 def _hub_datasets(results) -> list[str]:
@@ -317,6 +376,10 @@ def _hub_datasets(results) -> list[str]:
         datasets.append(results["dataset"])
     if results.get("probes"):
         datasets.append(results.get("probe_dataset", DEFAULT_PROBE_DATASET))
+    for name, entry in results.get("finetune", {}).items():
+        dataset = task_dataset(name, entry["split"])[0]
+        if dataset != name and dataset not in datasets:  # a Hub dataset (GLUE), not just the task's name
+            datasets.append(dataset)
     return datasets
 
 

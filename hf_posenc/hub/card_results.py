@@ -2,8 +2,8 @@
 take, and `normalize_results`, which checks a dict against it.
 
 Every field is optional and the card shows only what is present. Pretraining and probing fill it through their own
-typed results (`hf_posenc.results.PretrainResult.card_results()`, `ProbeResult.card_results()`); a user may also pass
-a hand-written dict. The field types are the schema: `normalize_results` converts each value by its field's type.
+typed results (`hf_posenc.results.PretrainResult.card_results()`, `ProbeResult.card_results()`), fine-tuning through
+`hf_posenc.hub.downstream.finetune_card_results(FinetuneResult)`; a user may also pass a hand-written dict. The field types are the schema: `normalize_results` converts each value by its field's type.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from typing import Any
 
 from ..analysis.metrics import SUMMARY_METRICS, attention_results  # noqa: F401  (re-exported by hub)
 from ..results import perplexity
+from ..tasks.base import TaskKind
 from ..tasks.probes import PROBE_NAMES, STILL_ENTAILMENT
+from .downstream import FINETUNE_FIELDS
 
 # The probes in the paper's order; "shuffle-N" for other windows and STILL_ENTAILMENT are accepted as well.
 PROBE_ORDER = ("original", *PROBE_NAMES)
@@ -56,6 +58,9 @@ class CardResults:
     # ---- word-order probes (hf_posenc.probing): probe name -> accuracy, e.g. {"original": 0.81, "role-swap": 0.31}
     probes: dict[str, float] = field(default_factory=dict)
     probe_dataset: str | None = None  # default "stanfordnlp/snli"
+    # ---- downstream tasks (hf-posenc finetune): task name -> {"split", "metrics": {name: mean}, optional
+    # "main_metric", "std": {name: std}, "seeds", "learning_rate", "kind", "examples"}; see hf_posenc.hub.downstream
+    finetune: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -85,6 +90,8 @@ class CardResults:
                 converted[key] = _per_layer(name, value)
             elif key == "probes":
                 converted[key] = _probes(name, value)
+            elif key == "finetune":
+                converted[key] = _finetune(name, value)
             elif key == "plots":
                 converted[key] = _plots(name, value)
             elif types[key] == (float | None):
@@ -178,3 +185,73 @@ def _probes(name: str, probes) -> dict[str, float]:
             )
         normalized[probe] = number
     return normalized
+
+
+def _finetune(name: str, tasks) -> dict[str, dict[str, Any]]:
+    if not isinstance(tasks, Mapping) or not tasks:
+        raise ValueError(
+            f"{name} must be a non-empty dict of task name -> {{'split': 'test', 'metrics': {{'accuracy': 0.81}}}}; "
+            f"got {tasks!r}."
+        )
+    return {
+        _text(f"{name} (a task name)", task): _finetune_task(f"{name}[{task!r}]", entry)
+        for task, entry in tasks.items()
+    }
+
+
+def _finetune_task(name: str, entry) -> dict[str, Any]:
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{name} must be a dict with 'split' and 'metrics'; got {entry!r}.")
+    unknown = sorted(str(key) for key in set(entry) - set(FINETUNE_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"{name} has unknown field(s) {', '.join(unknown)}; known: "
+            + "; ".join(f"{key} ({meaning})" for key, meaning in FINETUNE_FIELDS.items())
+            + "."
+        )
+    for required in ("split", "metrics"):
+        if entry.get(required) is None:
+            raise ValueError(f"{name} has no {required!r}; give {FINETUNE_FIELDS[required]}.")
+    metrics = _metric_dict(f"{name}['metrics']", entry["metrics"])
+    if not metrics:
+        raise ValueError(f"{name}['metrics'] is empty; give {FINETUNE_FIELDS['metrics']}, e.g. {{'accuracy': 0.81}}.")
+    normalized: dict[str, Any] = {"split": _text(f"{name}['split']", entry["split"]), "metrics": metrics}
+    if entry.get("main_metric") is not None:
+        main = _text(f"{name}['main_metric']", entry["main_metric"])
+        if main not in metrics:
+            raise ValueError(f"{name}['main_metric'] is {main!r}, not one of its metrics ({', '.join(metrics)}).")
+        normalized["main_metric"] = main
+    if entry.get("std") is not None:
+        std = _metric_dict(f"{name}['std']", entry["std"])
+        extra = sorted(set(std) - set(metrics))
+        if extra:
+            raise ValueError(f"{name}['std'] has metric(s) {', '.join(extra)} that 'metrics' has not; drop them.")
+        normalized["std"] = std
+    if entry.get("seeds") is not None:
+        seeds = _count(f"{name}['seeds']", entry["seeds"])
+        if seeds < 1:
+            raise ValueError(f"{name}['seeds'] must be at least 1; got {entry['seeds']!r}.")
+        normalized["seeds"] = seeds
+    if entry.get("learning_rate") is not None:
+        rate = _number(f"{name}['learning_rate']", entry["learning_rate"])
+        if not rate > 0:
+            raise ValueError(f"{name}['learning_rate'] must be a number above 0; got {entry['learning_rate']!r}.")
+        normalized["learning_rate"] = rate
+    if entry.get("kind") is not None:
+        kinds = [kind.value for kind in TaskKind]
+        if entry["kind"] not in kinds:
+            raise ValueError(f"{name}['kind'] must be {FINETUNE_FIELDS['kind']}; got {entry['kind']!r}.")
+        normalized["kind"] = entry["kind"]
+    if entry.get("examples") is not None:
+        normalized["examples"] = _count(f"{name}['examples']", entry["examples"])
+    return normalized
+
+
+def _metric_dict(name: str, values) -> dict[str, float]:
+    """Metric name -> number; None (a score that is undefined, e.g. a correlation of constant predictions) is NaN."""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{name} must be a dict of metric name -> number, e.g. {{'accuracy': 0.81}}; got {values!r}.")
+    return {
+        _text(f"{name} (a metric name)", metric): math.nan if value is None else _number(f"{name}[{metric!r}]", value)
+        for metric, value in values.items()
+    }

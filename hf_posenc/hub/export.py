@@ -19,10 +19,11 @@ from typing import Any
 
 from huggingface_hub import ModelCard
 
-from ..results import PLOTS_FOLDER, PretrainResult, ProbeResult
+from ..results import PLOTS_FOLDER, FinetuneResult, PretrainResult, ProbeResult, ResultFile
 from ..storage import require_model_folder
 from .card import render_card
 from .card_results import normalize_results
+from .downstream import finetune_card_results
 from .manifest import MANIFEST_NAME, ExportManifest, files_in_folder
 from .repo_id import check_repo_id
 
@@ -116,12 +117,14 @@ def export_run(
     out_dir: str | os.PathLike,
     *,
     probe_results: str | os.PathLike | None = None,
+    finetune_results: str | os.PathLike | None = None,
     repo_id: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """`export` of a finished pretraining run: its model and tokenizer, the numbers of its `PretrainResult`, the
-    curves the metrics callback drew, and the probe accuracies of a `ProbeResult` (the `probe_results.json` of
-    `hf-posenc probe`, or the folder holding it) when given.
+    curves the metrics callback drew, the probe accuracies of a `ProbeResult` (the `probe_results.json` of
+    `hf-posenc probe`, or the folder holding it) when given, and the downstream scores of a finished
+    `FinetuneResult` (the `finetune_results.json` of `hf-posenc finetune`, or its folder) when given.
 
     Only hf_posenc variants are exported, and they are loaded with hf_posenc's own classes: code files that the
     run folder's `config.json` names (`auto_map`) are never run.
@@ -143,14 +146,23 @@ def export_run(
         results.update(_card_results_of(pretrain, PretrainResult.path_in(run)))
     results["plots"] = [str(path) for path in _curve_plots(run / PLOTS_FOLDER)]
     if probe_results is not None:
-        probe_file = _probe_result_file(Path(probe_results))
-        probe = _load_probe_result(probe_file)
+        probe_file = _result_file(Path(probe_results), ProbeResult, "hf-posenc probe")
+        probe = _load_result(probe_file, ProbeResult, "hf-posenc probe")
         if probe.model_type != model_type:
             raise ValueError(
                 f"{probe_file} holds the probe results of a {probe.model_type!r} model, but {run} holds a "
                 f"{model_type!r} model: pass the probe results of this run's model."
             )
         results.update(_card_results_of(probe, probe_file))
+    if finetune_results is not None:
+        finetune_file = _result_file(Path(finetune_results), FinetuneResult, "hf-posenc finetune")
+        finetuned = _load_result(finetune_file, FinetuneResult, "hf-posenc finetune")
+        if finetuned.model_type != model_type:
+            raise ValueError(
+                f"{finetune_file} holds the fine-tuning results of a {finetuned.model_type!r} model, but {run} holds "
+                f"a {model_type!r} model: pass the finetune_results.json of this run's model."
+            )
+        results.update(_card_results_of(finetuned, finetune_file))
     # trust_remote_code=False: hf_posenc's variants are registered with the Auto classes, so nothing of the
     # folder's own code is needed or run; transformers refuses instead of prompting.
     model = AutoModelForMaskedLM.from_pretrained(run, trust_remote_code=False)
@@ -215,32 +227,30 @@ def _curve_plots(folder: Path) -> list[Path]:
     return [path for path in plots if path.name not in linked]
 
 
-def _probe_result_file(path: Path) -> Path:
-    file = path / ProbeResult.FILE_NAME if path.is_dir() else path
+def _result_file(path: Path, kind: type[ResultFile], command: str) -> Path:
+    file = path / kind.FILE_NAME if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(
-            f"{path} does not exist; pass the {ProbeResult.FILE_NAME} of `hf-posenc probe` (or its folder)."
-        )
+        raise FileNotFoundError(f"{path} does not exist; pass the {kind.FILE_NAME} of `{command}` (or its folder).")
     return file
 
 
-def _load_probe_result(file: Path) -> ProbeResult:
-    if file.name == ProbeResult.FILE_NAME:
-        return ProbeResult.load(file.parent)
+def _load_result(file: Path, kind: type[ResultFile], command: str):
+    if file.name == kind.FILE_NAME:
+        return kind.load(file.parent)
     # A renamed copy of the file: read it the same way.
     try:
         values = json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(
-            f"{file} is not valid JSON ({error}); pass the probe_results.json of `hf-posenc probe`."
-        ) from None
-    return ProbeResult.from_dict(values, source=str(file))
+        raise ValueError(f"{file} is not valid JSON ({error}); pass the {kind.FILE_NAME} of `{command}`.") from None
+    return kind.from_dict(values, source=str(file))
 
 
-def _card_results_of(result: PretrainResult | ProbeResult, path: Path) -> dict[str, Any]:
+def _card_results_of(result: PretrainResult | ProbeResult | FinetuneResult, path: Path) -> dict[str, Any]:
     """The card's keys of a loaded result, checked, with errors that name the file and the key."""
-    if isinstance(result, ProbeResult) and not isinstance(result.probes, dict):
-        values: Mapping[str, Any] = {"probes": result.probes}  # normalize_results says what is expected
+    if isinstance(result, FinetuneResult):
+        values: Mapping[str, Any] = finetune_card_results(result, path)  # refuses an unfinished run
+    elif isinstance(result, ProbeResult) and not isinstance(result.probes, dict):
+        values = {"probes": result.probes}  # normalize_results says what is expected
     elif isinstance(result, PretrainResult) and not isinstance(result.per_layer, list):
         values = {"per_layer": result.per_layer}
     else:

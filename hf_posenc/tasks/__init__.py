@@ -10,7 +10,7 @@
   `hf_posenc.training`, which itself reads the task declarations here).
 """
 
-from .base import HeldOut, Task, TaskKind
+from .base import HeldOut, HubDataset, Task, TaskKind
 from .metrics import f1_accuracy_scores, matthews_correlation_scores, pearson_spearman_scores, token_accuracy_scores
 from .parse import ParseNode, parse_tree
 from .probes import NOT_ENTAILMENT, PROBE_NAMES, STILL_ENTAILMENT, build_probes, load_probes, save_probes
@@ -23,6 +23,7 @@ from .snli import SNLI
 __all__ = [
     "BUILTIN_TASKS",
     "HeldOut",
+    "HubDataset",
     "NOT_ENTAILMENT",
     "PROBE_NAMES",
     "SHUFFLE_WINDOWS",

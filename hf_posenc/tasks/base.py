@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["HeldOut", "Task", "TaskKind"]
+__all__ = ["HeldOut", "HubDataset", "Task", "TaskKind"]
 
 
 class TaskKind(str, Enum):
@@ -31,6 +31,19 @@ _TEXT_COLUMNS = {
     TaskKind.REGRESSION: (1, 2),
     TaskKind.TOKEN_CLASSIFICATION: (1,),
 }
+
+
+@dataclass(frozen=True)
+class HubDataset:
+    """Where a task's data lives on the Hugging Face Hub, as a model card's model-index names it: the dataset id, its
+    configuration, and the Hub's name of each of the task's splits that differs from ours."""
+
+    id: str
+    config: str | None = None
+    split_names: Mapping[str, str] = field(default_factory=dict)
+
+    def split(self, split: str) -> str:
+        return self.split_names.get(split, split)
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class Task:
     - ``held_out``: a `HeldOut` when one split (usually the selection split) is cut from the train split; the
       loader is then never asked for that split, and `load` gives it the train split's ``path``.
     - ``description``: one line saying what the task is and where its data come from.
+    - ``hub_dataset``: a `HubDataset` when the task's data is a Hub dataset (GLUE), else None.
     """
 
     name: str
@@ -105,6 +119,7 @@ class Task:
     selection_split: str | None = None
     held_out: HeldOut | None = None
     description: str = ""
+    hub_dataset: HubDataset | None = None
 
     def __post_init__(self) -> None:
         kind = TaskKind(self.kind)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from .base import HeldOut, Task, TaskKind
+from .base import HeldOut, HubDataset, Task, TaskKind
 from .metrics import f1_accuracy_scores, matthews_correlation_scores, pearson_spearman_scores
 from .scoring import accuracy_scores
 
@@ -165,6 +165,7 @@ def _glue_task(
         metric=metric,
         main_metric=main_metric,
         description=f"GLUE {description}",
+        hub_dataset=HubDataset(GLUE_DATASET, config, {"validation": validation}),
     )
 
 

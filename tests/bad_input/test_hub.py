@@ -17,8 +17,8 @@ from hub_helpers import folder_snapshot, tiny_model, write_png
 from huggingface_hub import ModelCard
 
 from hf_posenc import cli
-from hf_posenc.hub import MANIFEST_NAME, export, export_run, push, python_string, render_card
-from hf_posenc.results import PLOTS_FOLDER, PretrainResult, ProbeResult
+from hf_posenc.hub import MANIFEST_NAME, export, export_run, normalize_results, push, python_string, render_card
+from hf_posenc.results import PLOTS_FOLDER, FinetuneResult, PretrainResult, ProbeResult
 
 # The fixtures `exported`, `export_copy` and `hub_env`.
 pytest_plugins = ["hub_fixtures"]
@@ -439,3 +439,99 @@ def test_export_run_refuses_a_model_that_is_not_an_hf_posenc_variant(run_folder,
     with pytest.raises(ValueError, match="not an hf_posenc variant"):
         export_run(run_folder, tmp_path / "out")
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------ fine-tuning results
+def _finetune_summary(**report_overrides):
+    report = {"accuracy": {"mean": 0.75, "std": 0.05, "values": [0.7, 0.8]}, **report_overrides}
+    return {
+        "kind": "single-sentence classification",
+        "main_metric": "accuracy",
+        "report_split": "test",
+        "best_learning_rate": 1e-4,
+        "seeds": [1, 2],
+        "report": report,
+    }
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("{ not json", r"finetune_results.json is not valid JSON"),
+        (json.dumps({"model": "m", "model_type": "posenc_alibi", "complet": True}), r"unknown key\(s\) complet"),
+        (
+            json.dumps({"model": "m", "model_type": "posenc_alibi", "cells": [{}], "complete": False}),
+            r"finetune_results.json holds an unfinished fine-tuning run \(1 cell\(s\) done.*Rerun `hf-posenc finetune`",
+        ),
+        (
+            json.dumps(
+                {"model": "m", "model_type": "posenc_rope", "tasks": {"s": _finetune_summary()}, "complete": True}
+            ),
+            r"fine-tuning results of a 'posenc_rope' model",
+        ),
+        (
+            json.dumps(
+                {
+                    "model": "m",
+                    "model_type": "posenc_alibi",
+                    "complete": True,
+                    "tasks": {"s": _finetune_summary(f1={"mean": "high"})},
+                }
+            ),
+            r"finetune_results.json\['finetune'\]\['s'\]\['metrics'\]\['f1'\] must be a number",
+        ),
+        (
+            json.dumps(
+                {
+                    "model": "m",
+                    "model_type": "posenc_alibi",
+                    "complete": True,
+                    "tasks": {"s": _finetune_summary(f1={"std": 0.1})},
+                }
+            ),
+            r"\['tasks'\]\['s'\]\['report'\]\['f1'\] must be a dict with a 'mean'",
+        ),
+    ],
+)
+def test_a_malformed_or_unfinished_finetune_results_json_is_refused_by_name(run_folder, tmp_path, content, expected):
+    (tmp_path / FinetuneResult.FILE_NAME).write_text(content)
+    with pytest.raises(ValueError, match=expected):
+        export_run(run_folder, tmp_path / "out", finetune_results=tmp_path)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unfinished_finetune_run_reaches_the_command_line_as_one_line(run_folder, tmp_path, capsys):
+    FinetuneResult(model="m", model_type="posenc_alibi").save(tmp_path)
+    arguments = ["export", str(run_folder), str(tmp_path / "out"), "--finetune_results"]
+    assert cli.main([*arguments, str(tmp_path / FinetuneResult.FILE_NAME)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("hf-posenc export: error: ") and error.count("\n") == 1 and "unfinished" in error
+    assert cli.main([*arguments, str(tmp_path / "nowhere")]) == 2
+    assert "pass the finetune_results.json of `hf-posenc finetune`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        (
+            {"split": "test", "metrics": {"accuracy": 0.8}, "accuracy": 0.8},
+            r"\['sst2'\] has unknown field\(s\) accuracy; known: split",
+        ),
+        ({"split": "test", "metrics": {"accuracy": "81%"}}, r"\['sst2'\]\['metrics'\]\['accuracy'\] must be a number"),
+        ({"split": "test", "metrics": {}}, r"\['sst2'\]\['metrics'\] is empty"),
+        ({"split": "test"}, r"\['sst2'\] has no 'metrics'; give a dict of metric name -> mean"),
+        ({"metrics": {"accuracy": 0.8}}, r"\['sst2'\] has no 'split'"),
+        ({"split": "test", "metrics": {"accuracy": 0.8}, "main_metric": "f1"}, r"'main_metric'\] is 'f1', not one of"),
+        ({"split": "test", "metrics": {"accuracy": 0.8}, "std": {"f1": 0.1}}, r"'std'\] has metric\(s\) f1"),
+        ({"split": "test", "metrics": {"accuracy": 0.8}, "seeds": 0}, r"'seeds'\] must be at least 1"),
+        (
+            {"split": "test", "metrics": {"accuracy": 0.8}, "learning_rate": -1},
+            r"'learning_rate'\] must be a number above 0",
+        ),
+        ({"split": "test", "metrics": {"accuracy": 0.8}, "kind": "tagging"}, r"'kind'\] must be one of"),
+        ([0.8], r"results\['finetune'\]\['sst2'\] must be a dict with 'split' and 'metrics'"),
+    ],
+)
+def test_hand_written_finetune_scores_are_checked_field_by_field(entry, expected):
+    with pytest.raises(ValueError, match=expected):
+        normalize_results({"finetune": {"sst2": entry}})
