@@ -27,8 +27,8 @@ from pathlib import Path
 from transformers import AutoModelForMaskedLM, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from .. import data
+from ..analysis.callback import LocalitySymmetryCallback
 from ..analysis.metrics import attention_results
-from ..callbacks import LocalitySymmetryCallback
 from ..results import PretrainResult, json_safe, perplexity
 from .checks import check_arguments, check_data
 from .corpus import load_pretraining_data
