@@ -1,0 +1,115 @@
+"""The study's figures (matplotlib, the optional ``plots`` extra): property-vs-score scatters with the runs labelled,
+heat maps of scores over a two-parameter grid, the loss curves of every run, and extrapolation curves."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ..analysis.plots import _new_figure, _save
+from .spec import GRID_ALIASES, StudySpec
+
+__all__ = ["extrapolation_curves", "grid_heatmaps", "loss_curves", "scatter_grid"]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def scatter_grid(rows: list[dict], properties: list[str], scores: list[str], path: Path) -> Path:
+    """One panel per (property, score): each run a labelled point."""
+    figure = _new_figure(3.2 * len(scores), 2.8 * len(properties))
+    for row_index, prop in enumerate(properties):
+        for column_index, score in enumerate(scores):
+            axis = figure.add_subplot(len(properties), len(scores), row_index * len(scores) + column_index + 1)
+            for row in rows:
+                x, y = _number(row.get(prop)), _number(row.get(score))
+                if x is None or y is None:
+                    continue
+                axis.scatter([x], [y], s=14)
+                axis.annotate(row["run"], (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+            axis.set_xlabel(prop, fontsize=8)
+            axis.set_ylabel(score, fontsize=8)
+            axis.tick_params(labelsize=7)
+            axis.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def grid_heatmaps(spec: StudySpec, rows: list[dict], scores: list[str], folder: Path) -> list[Path]:
+    """For every spec entry with a grid over exactly two parameters (the attenuated w x s), a heat map of each
+    score over the grid, one file per (grid, score)."""
+    written = []
+    by_group: dict[str, list] = {}
+    for run in spec.runs:
+        if len(run.grid) == 2:
+            by_group.setdefault(run.group, []).append(run)
+    values = {row["run"]: row for row in rows}
+    for group, runs in by_group.items():
+        first, second = list(runs[0].grid)
+        xs = sorted({run.grid[first] for run in runs}, key=str)
+        ys = sorted({run.grid[second] for run in runs}, key=str)
+        for score in scores:
+            cells = [[math.nan] * len(xs) for _ in ys]
+            for run in runs:
+                value = _number(values.get(run.name, {}).get(score))
+                if value is not None:
+                    cells[ys.index(run.grid[second])][xs.index(run.grid[first])] = value
+            if all(math.isnan(cell) for line in cells for cell in line):
+                continue
+            figure = _new_figure(1.2 + 0.9 * len(xs), 1.0 + 0.7 * len(ys))
+            axis = figure.add_subplot()
+            image = axis.imshow(cells, cmap="viridis", origin="lower", aspect="auto")
+            axis.set_xticks(range(len(xs)), [str(x) for x in xs])
+            axis.set_yticks(range(len(ys)), [str(y) for y in ys])
+            axis.set_xlabel(f"{GRID_ALIASES.get(first, first)} ({first})")
+            axis.set_ylabel(f"{GRID_ALIASES.get(second, second)} ({second})")
+            axis.set_title(f"{group}: {score}", fontsize=9)
+            for y_index, line in enumerate(cells):
+                for x_index, cell in enumerate(line):
+                    if not math.isnan(cell):
+                        axis.text(x_index, y_index, f"{cell:.3g}", ha="center", va="center", fontsize=7, color="w")
+            figure.colorbar(image, ax=axis)
+            written.append(_save(figure, folder / f"heatmap_{group}_{score}.png"))
+    return written
+
+
+def loss_curves(logs: dict[str, dict], path: Path) -> Path | None:
+    """Training loss against step, one line per (run, seed), on one figure."""
+    if not logs:
+        return None
+    figure = _new_figure(7.0, 4.5)
+    axis = figure.add_subplot()
+    for name, log in sorted(logs.items()):
+        points = [(entry["step"], entry["loss"]) for entry in log.get("log_history", []) if "loss" in entry]
+        if points:
+            axis.plot(*zip(*points), label=name, linewidth=1)
+    axis.set_xlabel("step")
+    axis.set_ylabel("training loss (masked LM)")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=6, ncol=2)
+    return _save(figure, path)
+
+
+def extrapolation_curves(rows: list[dict], lengths: list[int], path: Path) -> Path:
+    """Held-out masked-LM loss against sequence length, one line per run (mean over seeds)."""
+    figure = _new_figure(6.5, 4.2)
+    axis = figure.add_subplot()
+    for row in rows:
+        points = [
+            (length, value)
+            for length in sorted(lengths)
+            if (value := _number(row.get(f"extrapolation_loss_{length}"))) is not None
+        ]
+        if points:
+            axis.plot(*zip(*points), marker="o", label=row["run"], linewidth=1)
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("sequence length (tokens)")
+    axis.set_ylabel("masked-LM loss")
+    axis.grid(True, alpha=0.3)
+    if axis.lines:
+        axis.legend(fontsize=6, ncol=2)
+    return _save(figure, path)

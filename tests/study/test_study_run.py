@@ -1,0 +1,153 @@
+"""A micro study end to end: results, correlations, plots and report; reruns do nothing new; an added run is the
+only one trained; a failing run is reported while the others finish; --dry_run plans from the folder's state."""
+
+import csv
+import json
+import math
+
+import pytest
+from scipy import stats
+from study_helpers import micro_spec, write_spec
+
+from hf_posenc import cli
+from hf_posenc.study import load_spec, run_study
+from hf_posenc.study.report import CORRELATIONS_CSV, REPORT_FILE, RESULTS_CSV, RESULTS_JSON
+
+# A learned table of 16 positions cannot hold 32-token blocks: a valid config that fails when training starts.
+FAILING = {"name": "short-table", "variant": "learned", "settings": {"max_position_embeddings": 16}}
+EVALUATIONS = {
+    "tasks": [
+        {"name": "sentiment", "max_train_samples": 40, "max_eval_samples": 40, "max_steps": 2, "batch_size": 8,
+         "max_seq_length": 32}
+    ],
+    "probes": {"max_train_samples": 50, "max_eval_samples": 50, "max_steps": 2, "batch_size": 8, "max_seq_length": 32,
+               "metric_sentences": 4},
+    "extrapolation": {"lengths": [32, 64], "max_tokens": 2000},
+    "position_attention": {"seq_len": 16},
+}  # fmt: skip
+
+
+def snli_sample(folder, split: str, lines: int) -> str:
+    """The first `lines` pairs of the real SNLI `split` (reading all 550k train pairs per probe run is slow)."""
+    from hf_posenc.data import snli_file
+
+    path = folder / f"snli_1.0_{split}.jsonl"
+    with open(snli_file(split), encoding="utf-8") as source:
+        path.write_text("".join(line for _, line in zip(range(lines), source)), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def micro_study(tmp_path_factory):
+    """Run the micro study (with one failing run), run it again, then again with one run added."""
+    folder = tmp_path_factory.mktemp("micro")
+    EVALUATIONS["probes"]["train_file"] = snli_sample(folder, "train", 200)
+    EVALUATIONS["probes"]["test_file"] = snli_sample(folder, "test", 120)
+    base = micro_spec(evaluations=EVALUATIONS)
+    base["runs"].append(FAILING)
+    spec_path = write_spec(folder / "spec.yaml", base)
+    output = folder / "study"
+    first_status = cli.main(["study", spec_path, "--output", str(output)])
+    first = run_study(load_spec(spec_path), output, log=lambda line: None)  # the same command again
+    extended = micro_spec(evaluations=EVALUATIONS)
+    extended["runs"] += [
+        FAILING,
+        {"name": "att-local", "variant": "attenuated", "settings": {"attenuation_strength": 1.0}},
+    ]
+    lines = []
+    added = run_study(load_spec(write_spec(folder / "extended.yaml", extended)), output, log=lines.append)
+    return {"output": output, "first_status": first_status, "rerun": first, "added": added, "added_log": lines}
+
+
+def read_rows(output):
+    with open(output / RESULTS_CSV, encoding="utf-8") as handle:
+        return {row["run"]: row for row in csv.DictReader(handle)}
+
+
+def test_results_plots_and_report_are_written(micro_study):
+    output = micro_study["output"]
+    assert micro_study["first_status"] == 0
+    rows = read_rows(output)
+    assert set(rows) == {"rope", "alibi", "att", "short-table", "att-local"}
+    for name in ("rope", "alibi", "att", "att-local"):
+        row = rows[name]
+        assert row["status"] == "ok"
+        for column in ("parameters", "tokens_per_second", "eval_loss", "perplexity", "locality", "symmetry",
+                       "symmetry_scale_aware", "sentiment_accuracy", "probe_original", "probe_delta_role-swap",
+                       "extrapolation_loss_32", "extrapolation_loss_64"):  # fmt: skip
+            assert row[column] != "", (name, column)
+        assert math.isclose(float(row["perplexity"]), math.exp(float(row["eval_loss"])), rel_tol=1e-9)
+    # position-only matrices exist for the bias route (alibi, attenuated), not for rope's rotation
+    assert rows["alibi"]["position_locality"] != "" and rows["rope"].get("position_locality", "") == ""
+    assert float(rows["att-local"]["position_locality"]) > float(rows["att"]["position_locality"])
+    saved = json.loads((output / RESULTS_JSON).read_text())
+    assert {row["run"] for row in saved["runs"]} == set(rows)
+    for plot in ("scatter.png", "loss.png", "extrapolation.png"):
+        assert (output / "plots" / plot).stat().st_size > 1000
+    report = (output / REPORT_FILE).read_text()
+    assert "## Summary" in report and "Lowest held-out perplexity" in report and "short-table" in report
+    assert (output / CORRELATIONS_CSV).is_file()
+
+
+def test_reported_correlations_equal_scipy_on_the_csv(micro_study):
+    output = micro_study["output"]
+    rows = [row for row in read_rows(output).values() if row["perplexity"] and row["locality"]]
+    assert len(rows) == 4
+    reported = {
+        (entry["property"], entry["score"]): entry
+        for entry in json.loads((output / RESULTS_JSON).read_text())["correlations"]
+    }
+    for prop in ("locality", "symmetry", "symmetry_scale_aware"):
+        x = [float(row[prop]) for row in rows]
+        y = [float(row["perplexity"]) for row in rows]
+        entry = reported[(prop, "perplexity")]
+        assert entry["n"] == 4
+        assert entry["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic)
+        assert entry["spearman_p"] == pytest.approx(stats.spearmanr(x, y).pvalue)
+        assert entry["pearson"] == pytest.approx(stats.pearsonr(x, y).statistic)
+        assert entry["pearson_p"] == pytest.approx(stats.pearsonr(x, y).pvalue)
+        assert -1 <= entry["pearson_ci_low"] <= entry["pearson_ci_high"] <= 1
+        # partial correlation from the three pairwise Pearson correlations
+        z = [float(row[entry["partial_control"]]) for row in rows]
+        r_xy, r_xz, r_yz = (stats.pearsonr(a, b).statistic for a, b in ((x, y), (x, z), (y, z)))
+        expected = (r_xy - r_xz * r_yz) / math.sqrt((1 - r_xz**2) * (1 - r_yz**2))
+        assert entry["partial"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(micro_study):
+    output = micro_study["output"]
+    row = read_rows(output)["short-table"]
+    assert row["status"] == "failed"
+    assert row["errors"].startswith("seed 1 pretrain: ValueError") and "16" in row["errors"]
+    error = json.loads((output / "runs" / "short-table" / "seed-1" / "pretrain" / "error.json").read_text())
+    assert error["step"] == "pretrain" and error["traceback"]
+    assert not (output / "runs" / "short-table" / "seed-1" / "probes").exists()  # nothing to evaluate
+
+
+def test_rerunning_does_nothing_new(micro_study):
+    rerun = micro_study["rerun"]
+    assert rerun.steps_run == [] and rerun.ran == []
+    assert rerun.failed == ["short-table seed 1: pretrain"]  # recorded before, not retried
+
+
+def test_adding_a_run_trains_only_that_run(micro_study):
+    added = micro_study["added"]
+    assert added.ran == ["att-local seed 1"]
+    assert [step.split(": ")[1] for step in added.steps_run] == [
+        "pretrain", "task:sentiment", "probes", "extrapolation", "position_attention"
+    ]  # fmt: skip
+    assert any("added runs att-local" in line for line in micro_study["added_log"])
+
+
+def test_dry_run_plans_from_the_folder(micro_study, tmp_path, capsys):
+    spec = micro_spec(evaluations=EVALUATIONS)
+    spec["runs"] += [FAILING, {"name": "att-local", "variant": "attenuated", "settings": {"attenuation_strength": 1.0}}]
+    spec["runs"].append({"variant": "nope"})
+    spec_path = write_spec(tmp_path / "spec.yaml", spec)
+    assert cli.main(["study", spec_path, "--output", str(micro_study["output"]), "--dry_run"]) == 0
+    printed = capsys.readouterr().out
+    assert "timed one training step of nope" in printed
+    assert "1 of 6 (run, seed) units have steps to run" in printed
+    assert "failed before: pretrain" in printed
+    assert "from the measured times of the 20 steps this folder has finished" in printed  # 4 units x 5 steps
+    assert not (micro_study["output"] / "runs" / "nope").exists()
