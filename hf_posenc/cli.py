@@ -103,6 +103,39 @@ def push_command(args: argparse.Namespace) -> str:
     return url
 
 
+# The fine-tuning flags `probe` and `finetune` share, as `FinetuneArguments` fields.
+TRAINING_FLAGS = (
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "max_seq_length",
+    "warmup_ratio",
+    "weight_decay",
+)
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--num_train_epochs", type=float, default=1.0)
+    parser.add_argument("--max_steps", type=int, default=-1, help="stop after this many steps (overrides epochs)")
+    parser.add_argument("--per_device_train_batch_size", type=int, default=32)
+    parser.add_argument("--per_device_eval_batch_size", type=int, default=128)
+    parser.add_argument(
+        "--max_seq_length",
+        type=int,
+        default=128,
+        help="truncate longer examples (batches are padded to their longest example)",
+    )
+    parser.add_argument("--warmup_ratio", type=float, default=0.0, help="share of the steps warming up the rate")
+    parser.add_argument("--weight_decay", type=float, default=0.0)
+
+
+def training_arguments(args: argparse.Namespace, **fields):
+    from .training.finetune import FinetuneArguments
+
+    return FinetuneArguments(**{name: getattr(args, name) for name in TRAINING_FLAGS}, **fields)
+
+
 def add_probe_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of ``hf-posenc probe`` and ``examples/probe.py`` (the fields of `ProbeArguments` and the
     fine-tuning settings of `FinetuneArguments`)."""
@@ -140,14 +173,8 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         default=None,
         help="use only the first N test pairs for the original set and the probes (default: all)",
     )
-    parser.add_argument("--num_train_epochs", type=float, default=1.0)
-    parser.add_argument("--max_steps", type=int, default=-1, help="stop after this many steps (overrides epochs)")
     parser.add_argument("--learning_rate", type=float, default=3e-5)
-    parser.add_argument("--per_device_train_batch_size", type=int, default=32)
-    parser.add_argument("--per_device_eval_batch_size", type=int, default=128)
-    parser.add_argument("--max_seq_length", type=int, default=128)
-    parser.add_argument("--warmup_ratio", type=float, default=0.0, help="share of the steps warming up the rate")
-    parser.add_argument("--weight_decay", type=float, default=0.0)
+    add_training_arguments(parser)
     parser.add_argument("--seed", type=int, default=42, help="seeds the probes, the train sample and training")
     parser.add_argument(
         "--metric_sentences",
@@ -177,19 +204,8 @@ def probe(args: argparse.Namespace):
     """Run the probes with the options of `add_probe_arguments`; print the table and where the results went."""
     from .tasks.scoring import format_table
     from .tasks.word_order import ProbeArguments, probe_note, run_probe
-    from .training.finetune import FinetuneArguments
 
-    training = FinetuneArguments(
-        learning_rate=args.learning_rate,
-        num_train_epochs=args.num_train_epochs,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.per_device_train_batch_size,
-        per_device_eval_batch_size=args.per_device_eval_batch_size,
-        max_seq_length=args.max_seq_length,
-        seed=args.seed,
-        warmup_ratio=args.warmup_ratio,
-        weight_decay=args.weight_decay,
-    )
+    training = training_arguments(args, learning_rate=args.learning_rate, seed=args.seed)
     arguments = ProbeArguments(
         model=args.model,
         output_dir=args.output_dir,
@@ -333,18 +349,7 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         default=DEFAULT_MAX_EVAL_SAMPLES,
         help="score a fixed seeded sample of this many development and report examples (0: all)",
     )
-    parser.add_argument("--num_train_epochs", type=float, default=1.0)
-    parser.add_argument("--max_steps", type=int, default=-1, help="stop after this many steps (overrides epochs)")
-    parser.add_argument("--per_device_train_batch_size", type=int, default=32)
-    parser.add_argument("--per_device_eval_batch_size", type=int, default=128)
-    parser.add_argument(
-        "--max_seq_length",
-        type=int,
-        default=128,
-        help="truncate longer examples (batches are padded to their longest example)",
-    )
-    parser.add_argument("--warmup_ratio", type=float, default=0.0, help="share of the steps warming up the rate")
-    parser.add_argument("--weight_decay", type=float, default=0.0)
+    add_training_arguments(parser)
     parser.add_argument("--train_file", default=None, help="your own train file (GLUE layout: .tsv, .csv, .jsonl)")
     parser.add_argument("--validation_file", default=None, help="your own validation file (GLUE layout)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the model folder)")
@@ -367,18 +372,9 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
 def finetune_command(args: argparse.Namespace):
     """Fine-tune with the options of `add_finetune_arguments`; print the table and where the results went."""
-    from .training.finetune import FinetuneArguments
     from .training.runner import finetune_tasks, format_finetune_table
 
-    training = FinetuneArguments(
-        num_train_epochs=args.num_train_epochs,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.per_device_train_batch_size,
-        per_device_eval_batch_size=args.per_device_eval_batch_size,
-        max_seq_length=args.max_seq_length,
-        warmup_ratio=args.warmup_ratio,
-        weight_decay=args.weight_decay,
-    )
+    training = training_arguments(args)
     for name in ("max_train_samples", "max_eval_samples"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name} must be 0 (all examples) or more (got {getattr(args, name)}).")
