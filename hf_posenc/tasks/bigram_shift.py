@@ -19,9 +19,9 @@ import os
 import random
 import zlib
 
-from .base import HeldOut, Task, TaskKind
+from .base import TaskKind
 from .scoring import accuracy_scores
-from .snli_sentences import snli_sentences
+from .snli_sentences import snli_sentence_task, snli_sentences
 
 __all__ = ["BIGRAM_SHIFT", "BIGRAM_SHIFT_LABELS", "invert_bigram", "load_bigram_shift"]
 
@@ -58,19 +58,13 @@ def load_bigram_shift(split: str = "train", path: str | os.PathLike | None = Non
     return examples
 
 
-BIGRAM_SHIFT = Task(
+BIGRAM_SHIFT = snli_sentence_task(
     name="bigram_shift",
     kind=TaskKind.SINGLE_SENTENCE,
     text_columns=("sentence",),
     label_column="label",
     label_names=BIGRAM_SHIFT_LABELS,
     loader=load_bigram_shift,
-    splits=("train", "validation", "test"),
-    train_split="train",
-    report_split="test",
-    selection_split="validation",
-    held_out=HeldOut("validation", 0.1, seed=0, most=2000),
     metric=accuracy_scores,
-    main_metric="accuracy",
     description="SNLI sentences with two adjacent words inverted or not, SentEval-style (accuracy)",
 )

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 
-from .base import HeldOut, Task, TaskKind
+from .base import TaskKind
 from .metrics import token_accuracy_scores
-from .snli_sentences import snli_sentences
+from .snli_sentences import snli_sentence_task, snli_sentences
 
 __all__ = ["PENN_TREEBANK_TAGS", "POS", "load_pos"]
 
@@ -34,19 +34,13 @@ def load_pos(split: str = "train", path: str | os.PathLike | None = None) -> lis
     return [{"words": list(item.words), "tags": list(item.tags)} for item in snli_sentences(split, path)]
 
 
-POS = Task(
+POS = snli_sentence_task(
     name="pos",
     kind=TaskKind.TOKEN_CLASSIFICATION,
     text_columns=("words",),
     label_column="tags",
     label_names=PENN_TREEBANK_TAGS,
     loader=load_pos,
-    splits=("train", "validation", "test"),
-    train_split="train",
-    report_split="test",
-    selection_split="validation",
-    held_out=HeldOut("validation", 0.1, seed=0, most=2000),
     metric=token_accuracy_scores,
-    main_metric="accuracy",
     description="part-of-speech tags of SNLI sentences, from their Stanford parses (word accuracy)",
 )

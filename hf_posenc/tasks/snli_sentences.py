@@ -14,9 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..data.snli import load_snli
+from .base import HeldOut, Task
 from .parse import ParseNode, parse_tree
 
-__all__ = ["ParsedSentence", "snli_sentences"]
+__all__ = ["ParsedSentence", "snli_sentence_task", "snli_sentences"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,17 @@ def snli_sentences(split: str, path: str | os.PathLike | None = None) -> tuple[P
     """The distinct parsed sentences of SNLI's ``split`` (train or test), from ``path`` (an snli_1.0_<split>.jsonl
     or its folder) or the built-in copy. Cached in memory: the trees of the 120,000 train sentences take seconds."""
     return _cached_sentences(split, None if path is None else str(Path(path)))
+
+
+def snli_sentence_task(**declaration) -> Task:
+    """A task on SNLI's sentences: trained on train, selected on 10% of it (at most 2,000 sentences) held out with
+    seed 0, reported on the sentences of the test set, scored by accuracy. `declaration` gives the rest."""
+    return Task(
+        splits=("train", "validation", "test"),
+        train_split="train",
+        report_split="test",
+        selection_split="validation",
+        held_out=HeldOut("validation", 0.1, seed=0, most=2000),
+        main_metric="accuracy",
+        **declaration,
+    )

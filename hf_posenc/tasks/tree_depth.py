@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 
-from .base import HeldOut, Task, TaskKind
+from .base import TaskKind
 from .parse import ParseNode
 from .scoring import accuracy_scores
-from .snli_sentences import snli_sentences
+from .snli_sentences import snli_sentence_task, snli_sentences
 
 __all__ = ["TREE_DEPTH", "TREE_DEPTH_LABELS", "depth_class", "load_tree_depth", "tree_depth"]
 
@@ -45,19 +45,13 @@ def load_tree_depth(split: str = "train", path: str | os.PathLike | None = None)
     ]
 
 
-TREE_DEPTH = Task(
+TREE_DEPTH = snli_sentence_task(
     name="tree_depth",
     kind=TaskKind.SINGLE_SENTENCE,
     text_columns=("sentence",),
     label_column="label",
     label_names=TREE_DEPTH_LABELS,
     loader=load_tree_depth,
-    splits=("train", "validation", "test"),
-    train_split="train",
-    report_split="test",
-    selection_split="validation",
-    held_out=HeldOut("validation", 0.1, seed=0, most=2000),
     metric=accuracy_scores,
-    main_metric="accuracy",
     description="depth of the Stanford parse of SNLI sentences, in six classes, SentEval-style (accuracy)",
 )
