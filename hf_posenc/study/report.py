@@ -307,19 +307,16 @@ def _summary(spec: StudySpec, rows, table, significance: float) -> list[str]:
     lines = [f"- {len(done)} of {len(rows)} runs are complete; {sum(r['status'] == 'failed' for r in rows)} failed."]
     ranked = [row for row in done if _number(row.get("perplexity")) is not None]
     if ranked:
-        best = min(ranked, key=lambda row: row["perplexity"])
-        lines.append(f"- Lowest held-out perplexity: {best['run']} ({best['perplexity']:.4g}).")
+        lines.append(_best_line("Lowest held-out perplexity", ranked, "perplexity", lowest=True))
     for task in spec.tasks:
         column = f"{task.name}_{get_task(task.name).main_metric}"
         scored = [row for row in done if _number(row.get(column)) is not None]
         if scored:
-            best = max(scored, key=lambda row: row[column])
-            lines.append(f"- Best on {task.name} ({column}): {best['run']} ({best[column]:.4g}).")
+            lines.append(_best_line(f"Best on {task.name} ({column})", scored, column))
     if spec.probes is not None:
         scored = [row for row in done if _number(row.get("probe_original")) is not None]
         if scored:
-            best = max(scored, key=lambda row: row["probe_original"])
-            lines.append(f"- Best SNLI accuracy in the probes: {best['run']} ({best['probe_original']:.4g}).")
+            lines.append(_best_line("Best SNLI accuracy in the probes", scored, "probe_original"))
     significant = [
         entry
         for entry in table
@@ -340,6 +337,16 @@ def _summary(spec: StudySpec, rows, table, significance: float) -> list[str]:
             f"(p = {_format(entry['pearson_p'], 3)}), n = {entry['n']}: significant at the {significance} level."
         )
     return lines
+
+
+def _best_line(label: str, rows, column: str, lowest: bool = False) -> str:
+    """The best run on `column`, or, when every run scores the same, that they tie: a constant score (a classifier
+    that learned to answer one class, say) names no best run and can correlate with nothing."""
+    values = {row[column] for row in rows}
+    if len(values) == 1:
+        return f"- {label}: every run scores {rows[0][column]:.4g} (a constant: it ranks no run and correlates with nothing)."
+    best = (min if lowest else max)(rows, key=lambda row: row[column])
+    return f"- {label}: {best['run']} ({best[column]:.4g})."
 
 
 _TABLE_COLUMNS = ("run", "variant", "status", "parameters", "tokens_per_second", "eval_loss", "perplexity", *PROPERTIES)
@@ -370,7 +377,7 @@ def write_report(spec: StudySpec, output: str | Path, log=print) -> dict[str, Pa
         "correlations": _write(output / CORRELATIONS_CSV, _csv_text(table)),
     }
     plot_paths = _plots(spec, output, rows, list(PROPERTIES), scores)
-    columns = list(_TABLE_COLUMNS) + [column for column in scores if any(column in row for row in rows)]
+    columns = list(_TABLE_COLUMNS) + [c for c in scores if c not in _TABLE_COLUMNS and any(c in row for row in rows)]
     run_table = _markdown_table(columns, [[_format(row.get(column)) for column in columns] for row in rows])
     level = 1 - report.significance
     correlation_table = _markdown_table(
