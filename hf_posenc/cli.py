@@ -452,7 +452,10 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hf-posenc", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="hf-posenc",
+        description="Positional encodings for BERT-style encoders: measure, probe, fine-tune, study and publish.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
         add_arguments(commands.add_parser(name, help=help_text))
