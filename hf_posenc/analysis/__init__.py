@@ -1,6 +1,7 @@
 """Locality and symmetry of attention (Chen, Varoquaux and Suchanek, Findings of EMNLP 2023).
 
 - `metrics`: `locality`, `symmetry`, `summarize` and `validate_attention` on attention tensors;
+- `attention_input`: what the metrics accept, checked and flattened before they measure it;
 - `kernel`: builds, checks and calls the fused C kernel (`attention_stats.c`) behind the metrics on CPU;
 - `model_attention`: attention read out of models, on text (`summarize_model`) or from position alone
   (`position_attention`);

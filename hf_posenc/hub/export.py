@@ -145,24 +145,20 @@ def export_run(
             )
         results.update(_card_results_of(pretrain, PretrainResult.path_in(run)))
     results["plots"] = [str(path) for path in _curve_plots(run / PLOTS_FOLDER)]
-    if probe_results is not None:
-        probe_file = _result_file(Path(probe_results), ProbeResult, "hf-posenc probe")
-        probe = _load_result(probe_file, ProbeResult, "hf-posenc probe")
-        if probe.model_type != model_type:
+    for given, result_type, command, what in (
+        (probe_results, ProbeResult, "hf-posenc probe", "probe results"),
+        (finetune_results, FinetuneResult, "hf-posenc finetune", "fine-tuning results"),
+    ):
+        if given is None:
+            continue
+        result_file = _result_file(Path(given), result_type, command)
+        result = _load_result(result_file, result_type, command)
+        if result.model_type != model_type:
             raise ValueError(
-                f"{probe_file} holds the probe results of a {probe.model_type!r} model, but {run} holds a "
-                f"{model_type!r} model: pass the probe results of this run's model."
+                f"{result_file} holds the {what} of a {result.model_type!r} model, but {run} holds a {model_type!r} "
+                f"model: pass the {what} of this run's model."
             )
-        results.update(_card_results_of(probe, probe_file))
-    if finetune_results is not None:
-        finetune_file = _result_file(Path(finetune_results), FinetuneResult, "hf-posenc finetune")
-        finetuned = _load_result(finetune_file, FinetuneResult, "hf-posenc finetune")
-        if finetuned.model_type != model_type:
-            raise ValueError(
-                f"{finetune_file} holds the fine-tuning results of a {finetuned.model_type!r} model, but {run} holds "
-                f"a {model_type!r} model: pass the finetune_results.json of this run's model."
-            )
-        results.update(_card_results_of(finetuned, finetune_file))
+        results.update(_card_results_of(result, result_file))
     # trust_remote_code=False: hf_posenc's variants are registered with the Auto classes, so nothing of the
     # folder's own code is needed or run; transformers refuses instead of prompting.
     model = AutoModelForMaskedLM.from_pretrained(run, trust_remote_code=False)

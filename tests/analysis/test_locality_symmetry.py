@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hf_posenc.analysis import metrics
+from hf_posenc.analysis import attention_input, metrics
 
 EXACT = 1e-9
 FLOAT64_EPS = torch.finfo(torch.float64).eps
@@ -226,7 +226,7 @@ def test_chunked_computation_equals_one_pass(monkeypatch):
     blocks = [make_matrices("softmax", 2, n, generator) for n in (20, 15, 3, 20, 9)]
     batch, mask = pad_batch(blocks, 20, "left", generator)
     whole = (metrics.locality(batch, mask), metrics.symmetry(batch, mask, "scale_aware"))
-    monkeypatch.setattr(metrics, "_CHUNK_ELEMENTS", 3 * 20 * 20)  # 3 matrices per chunk
+    monkeypatch.setattr(attention_input, "_CHUNK_ELEMENTS", 3 * 20 * 20)  # 3 matrices per chunk
     chunked = (metrics.locality(batch, mask), metrics.symmetry(batch, mask, "scale_aware"))
     for one, other in zip(whole, chunked):
         torch.testing.assert_close(one, other, rtol=0, atol=1e-15, equal_nan=True)
