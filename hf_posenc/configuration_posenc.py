@@ -7,10 +7,32 @@ import math
 
 from transformers import PreTrainedConfig
 
+# Revision of the encodings' definitions. 1: every model saved before the encodings were checked against their
+# reference implementations; 2: the reference forms (docs/variants.md lists each change). A model keeps computing
+# what it computed when it was saved: its config stores its revision, and the encodings follow it.
+POSENC_REVISION = 2
+
+
+def revision_of(settings: dict) -> int:
+    """The revision a config is built for: the one it names; 1 for a config.json written before revisions existed
+    (it carries `transformers_version` but no `posenc_revision`); otherwise the current one."""
+    revision = settings.get("posenc_revision")
+    if revision is None:
+        return 1 if "transformers_version" in settings else POSENC_REVISION
+    if revision not in range(1, POSENC_REVISION + 1):
+        raise ValueError(
+            f"posenc_revision={revision!r}: this hf_posenc knows revisions 1 to {POSENC_REVISION}. A model saved by a "
+            "newer hf_posenc needs that version (pip install -U hf_posenc), or load it with trust_remote_code=True "
+            "to use the code saved with it."
+        )
+    return revision
+
 
 class PosEncConfig(PreTrainedConfig):
-    """BERT's hyper-parameters plus `pre_layer_norm` (False: post-LN as in BERT; True: pre-LN with a final norm).
-    Each subclass fixes `variant` (the positional encoding) and adds that encoding's parameters.
+    """BERT's hyper-parameters plus `pre_layer_norm` (False: post-LN as in BERT; True: pre-LN with a final norm) and
+    `posenc_revision` (which definition of the encodings the model was built with; see `POSENC_REVISION`).
+    Each subclass fixes `variant` (the positional encoding) and adds that encoding's parameters. An option whose
+    default changed between revisions defaults to None and is resolved from the revision, then stored explicitly.
 
     Every subclass defines `__init__`, even a trivial one: transformers turns a config subclass without its own
     `__init__` into a dataclass whose generated `__init__` would bypass this one."""
@@ -37,8 +59,10 @@ class PosEncConfig(PreTrainedConfig):
         classifier_dropout: float | None = None,
         pad_token_id: int = 0,
         tie_word_embeddings: bool = True,
+        posenc_revision: int | None = None,
         **kwargs,
     ):
+        self.posenc_revision = revision_of({**kwargs, "posenc_revision": posenc_revision})
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -116,6 +140,16 @@ def largest_divisor_up_to(number: int, limit: int) -> int:
     return max(divisor for divisor in range(1, limit + 1) if number % divisor == 0)
 
 
+def require_bool(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false; got {value!r}.")
+
+
+def require_choice(name: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}.")
+
+
 def require_finite_non_negative(name: str, value) -> None:
     values = value if isinstance(value, (list, tuple)) else [value]
     for item in values:
@@ -144,13 +178,21 @@ class PosEncLearnedConfig(PosEncConfig):
 
 
 class PosEncSinusoidalConfig(PosEncConfig):
-    """Fixed sinusoidal positions; `sinusoidal_learnable_scale` multiplies them by a trained scalar."""
+    """Fixed sinusoidal positions; `sinusoidal_learnable_scale` multiplies them by a trained scalar;
+    `sinusoidal_scale_embeddings` multiplies the token embeddings by sqrt(hidden_size) as Vaswani et al. do
+    (revision 1: never)."""
 
     model_type = "posenc_sinusoidal"
     variant = "sinusoidal"
 
-    def __init__(self, sinusoidal_learnable_scale: bool = False, **kwargs):
+    def __init__(
+        self, sinusoidal_learnable_scale: bool = False, sinusoidal_scale_embeddings: bool | None = None, **kwargs
+    ):
+        if sinusoidal_scale_embeddings is None:
+            sinusoidal_scale_embeddings = revision_of(kwargs) >= 2
+        require_bool("sinusoidal_scale_embeddings", sinusoidal_scale_embeddings)
         self.sinusoidal_learnable_scale = sinusoidal_learnable_scale
+        self.sinusoidal_scale_embeddings = sinusoidal_scale_embeddings
         super().__init__(**kwargs)
 
 
@@ -236,12 +278,24 @@ class PosEncRopeConfig(PosEncConfig):
 
 
 class PosEncDebertaConfig(PosEncConfig):
-    """Disentangled attention over `position_buckets` log buckets up to `max_relative_positions`."""
+    """Disentangled attention over `position_buckets` log buckets up to `max_relative_positions`.
+    `deberta_position_to_content`: "official" (the released DeBERTa code and transformers: k_j . Qr[delta(i, j)]) or
+    "paper" (the paper's printed equation: k_j . Qr[delta(j, i)]; revision 1's form)."""
 
     model_type = "posenc_deberta"
     variant = "deberta"
 
-    def __init__(self, position_buckets: int = 256, max_relative_positions: int = 512, **kwargs):
+    def __init__(
+        self,
+        position_buckets: int = 256,
+        max_relative_positions: int = 512,
+        deberta_position_to_content: str | None = None,
+        **kwargs,
+    ):
+        if deberta_position_to_content is None:
+            deberta_position_to_content = "official" if revision_of(kwargs) >= 2 else "paper"
+        require_choice("deberta_position_to_content", deberta_position_to_content, ("official", "paper"))
+        self.deberta_position_to_content = deberta_position_to_content
         if position_buckets < 2 or max_relative_positions <= position_buckets // 2 + 1:
             raise ValueError(
                 "deberta needs position_buckets >= 2 and max_relative_positions > position_buckets/2 + 1; got "
@@ -295,9 +349,13 @@ class PosEncFireConfig(PosEncConfig):
         super().__init__(**kwargs)
 
 
+ATTENUATION_FORMS = ("logit", "probability", "learned_table")
+
+
 class PosEncAttenuatedConfig(PosEncConfig):
     """The paper's Gaussian attenuation: `attenuation_strength` (w) and `attenuation_symmetry` (s), each a float or
-    one value per head; `attenuation_per_head` and `attenuation_learnable` as named."""
+    one value per head; `attenuation_per_head` and `attenuation_learnable` as named; `attenuation_form` is "logit"
+    (the penalty -w d^2 added to the logits), "probability" or "learned_table" (the seed repository's two forms)."""
 
     model_type = "posenc_attenuated"
     variant = "attenuated"
@@ -308,14 +366,23 @@ class PosEncAttenuatedConfig(PosEncConfig):
         attenuation_symmetry: float | list[float] = 1.0,
         attenuation_per_head: bool = False,
         attenuation_learnable: bool = False,
+        attenuation_form: str = "logit",
         **kwargs,
     ):
+        require_choice("attenuation_form", attenuation_form, ATTENUATION_FORMS)
+        ratios = attenuation_symmetry if isinstance(attenuation_symmetry, (list, tuple)) else [attenuation_symmetry]
+        if attenuation_form == "learned_table" and any(ratio != 1 for ratio in ratios):
+            raise ValueError(
+                "attenuation_form='learned_table' is a table of |i - j|, symmetric by construction, so "
+                f"attenuation_symmetry must be 1; got {attenuation_symmetry!r}. Use the 'logit' form for s != 1."
+            )
         require_finite_non_negative("attenuation_strength (w)", attenuation_strength)
         require_finite_non_negative("attenuation_symmetry (s)", attenuation_symmetry)
         self.attenuation_strength = attenuation_strength
         self.attenuation_symmetry = attenuation_symmetry
         self.attenuation_per_head = attenuation_per_head
         self.attenuation_learnable = attenuation_learnable
+        self.attenuation_form = attenuation_form
         super().__init__(**kwargs)
         for name, value in (
             ("attenuation_strength", attenuation_strength),

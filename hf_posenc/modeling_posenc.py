@@ -26,8 +26,9 @@ from .positional import ENCODINGS, PositionalEncoding
 class PosEncEmbeddings(nn.Module):
     """Word and token-type embeddings, plus the position vectors of embed-route encodings."""
 
-    def __init__(self, config: PosEncConfig):
+    def __init__(self, config: PosEncConfig, token_embedding_scale: float = 1.0):
         super().__init__()
+        self.token_embedding_scale = token_embedding_scale
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -35,6 +36,8 @@ class PosEncEmbeddings(nn.Module):
 
     def forward(self, input_ids, token_type_ids, inputs_embeds, position_vectors) -> torch.Tensor:
         embeddings = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        if self.token_embedding_scale != 1.0:
+            embeddings = embeddings * self.token_embedding_scale
         if token_type_ids is None:
             embeddings = embeddings + self.token_type_embeddings.weight[0]
         else:
@@ -157,8 +160,10 @@ class PosEncModel(PosEncPreTrainedModel):
 
     def __init__(self, config: PosEncConfig):
         super().__init__(config)
-        self.embeddings = PosEncEmbeddings(config)
         self.position = ENCODINGS[config.variant](config)
+        self.embeddings = PosEncEmbeddings(config, self.position.token_embedding_scale)
+        # Revision 1 floored every bias at -50, which changes attention for learned biases that sit lower as a whole.
+        self.bias_floor_below_row_max = config.posenc_revision >= 2
         self.layers = nn.ModuleList(
             PosEncLayer(config, self.position, index) for index in range(config.num_hidden_layers)
         )
@@ -222,13 +227,26 @@ class PosEncModel(PosEncPreTrainedModel):
                 # One bias per sequence, from its own length: padding must not change what real tokens see.
                 positional = self.position.bias(seq_len, device, real_lengths=real.sum(-1))
             else:
-                positional = self.position.bias(seq_len, device)[None]
-            # Below -50 a key's weight (< e^-50 of the best key's) is zero at any float precision, but exp() of
-            # logits near -90 yields denormals that slow CPU attention by a third; the floor avoids them.
-            positional = positional.clamp(min=-50.0).to(dtype)
+                positional = self.position.bias(seq_len, device)
+                # [1, H, T, T] for every sequence, or [L, 1, H, T, T]: one per layer, for every sequence.
+                positional = positional[:, None] if self.position.per_layer else positional[None]
+            positional = self.floor_bias(positional, real).to(dtype)
             bias = positional if bias is None else bias + positional
         # Padding plus a very negative bias could overflow to -inf in half precision; -inf rows would give NaN.
         return None if bias is None else bias.clamp(min=minimum)
+
+    def floor_bias(self, positional: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
+        """Shift each query's bias so that its largest value over real keys is 0 (softmax does not change), then
+        floor it at -50. A key 50 below the row's best has a weight below e^-50 of it, zero at float32 precision
+        next to the others, but exp() of logits near -90 yields denormals that slow CPU attention by a third."""
+        if not self.bias_floor_below_row_max:
+            return positional.clamp(min=-50.0)
+        if real is not None:
+            row_max = positional.masked_fill(~real[:, None, None, :], float("-inf")).amax(-1, keepdim=True)
+            row_max = row_max.nan_to_num(neginf=0.0)  # a sequence with no real key: nothing to shift
+        else:
+            row_max = positional.amax(-1, keepdim=True)
+        return (positional - row_max).clamp(min=-50.0)
 
     def forward(
         self,
@@ -272,9 +290,10 @@ class PosEncModel(PosEncPreTrainedModel):
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
-        for layer in self.layers:
+        for index, layer in enumerate(self.layers):
+            layer_bias = attention_bias[index] if self.position.per_layer else attention_bias
             hidden_states, probabilities = layer(
-                hidden_states, attention_bias, self.position, layer_context, output_attentions
+                hidden_states, layer_bias, self.position, layer_context, output_attentions
             )
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)

@@ -93,7 +93,9 @@ def position_attention(model, seq_len: int) -> Tensor:
         raise ValueError(f"{type(model).__name__} is on the meta device (no weights); load its weights first.")
     with torch.no_grad():
         if position.route == "bias":
-            scores = position.bias(seq_len, device).double()[None].expand(num_layers, -1, -1, -1)
+            scores = position.bias(seq_len, device).double()
+            if not position.per_layer:
+                scores = scores[None].expand(num_layers, -1, -1, -1)
         elif position.route == "none":
             scores = torch.zeros(num_layers, num_heads, seq_len, seq_len, dtype=torch.float64, device=device)
         elif position.route == "embed":
