@@ -325,16 +325,19 @@ class KerpleBias(BiasEncoding):
 
 class FireBias(BiasEncoding):
     """FIRE (Li et al. 2023): a small MLP maps a log-normalised distance to one bias per head. The paper is causal:
-    query i reads psi(i - j) / psi(max(L, i)), with psi(x) = log(|c x| + 1), a learned c, and a threshold
-    L = |m * L0| whose multiplier m (starting at 1) is learned while L0 (`fire_init_threshold`) stays fixed, so L
-    moves at the pace of every other parameter. Bidirectional adaptation used here: every query sees the whole
-    sequence, so the normaliser is that of the last query, psi(max(L, T - 1)) with T the sequence's real length
-    (padding excluded), for all queries; the MLP reads sign(i - j) * psi(|i - j|) / psi(max(L, T - 1)), which keeps
-    the left/right distinction the MLP needs to be asymmetric and stays in [-1, 1] at any length.
-    Route: bias. Parameters: `fire_hidden_size`, `fire_init_c`, `fire_init_threshold` (L0). Not symmetric by
-    construction. Revision 1 learned L itself and normalised by psi(max(L, T)) with |c| + 1e-6 in psi."""
+    query i reads psi(i - j) / psi(max(L, i)), its distance to the key over its own context (the i keys on its
+    left), with psi(x) = log(|c x| + 1), a learned c, and a threshold L = |m * L0| whose multiplier m (starting at
+    1) is learned while L0 (`fire_init_threshold`) stays fixed, so L moves at the pace of every other parameter.
+    Bidirectional adaptation used here: keys on the left are read exactly as the paper does; keys on the right are
+    its mirror image, normalised by the query's context on the right, psi(max(L, T - 1 - i)) with T the sequence's
+    real length (padding excluded); the MLP reads sign(i - j) times the normalised distance, so it can tell left
+    from right, in [-1, 1] at any length. Like the paper's, the normaliser depends on the query's position, so
+    left padding is refused. Route: bias. Parameters: `fire_hidden_size`, `fire_init_c`, `fire_init_threshold`
+    (L0). Not symmetric by construction. Revision 1 learned L itself and normalised every query by
+    psi(max(L, T)), with |c| + 1e-6 in psi (then FIRE depended on i - j only)."""
 
     name = "fire"
+    absolute = True  # the normaliser reads the query's position (revision 1's did not)
     length_dependent = True
     paper = "Li et al. 2023, Functional interpolation for relative positions improves long context transformers (FIRE)"
     symmetric = False
@@ -345,6 +348,7 @@ class FireBias(BiasEncoding):
         self.init_c = config.fire_init_c
         self.init_threshold = config.fire_init_threshold
         self.revision = config.posenc_revision
+        self.absolute = self.revision >= 2
         self.mlp = nn.Sequential(
             nn.Linear(1, config.fire_hidden_size), nn.ReLU(), nn.Linear(config.fire_hidden_size, self.num_heads)
         )
@@ -367,13 +371,16 @@ class FireBias(BiasEncoding):
         lengths = torch.tensor(float(seq_len), device=device) if real_lengths is None else real_lengths.float()
         if real_lengths is not None:
             lengths = lengths[:, None, None]
+        c = self.c.float()
         if self.revision >= 2:
-            c = self.c.float()
+            query = torch.arange(seq_len, device=device, dtype=torch.float32)[:, None]
+            # The query's context on the key's side: the i keys on its left, or the T - 1 - i on its right.
+            context = torch.where(distance >= 0, query, lengths - 1 - query)
             threshold = (self.threshold_multiplier.float() * self.init_threshold).abs()
-            normaliser = torch.log1p((c * torch.maximum(threshold, lengths - 1)).abs()) + self.normaliser_eps
+            normaliser = torch.log1p((c * torch.maximum(threshold, context)).abs()) + self.normaliser_eps
             features = torch.sign(distance) * torch.log1p((c * distance).abs()) / normaliser
         else:
-            c = self.c.float().abs() + 1e-6
+            c = c.abs() + 1e-6
             normaliser = torch.log1p(c * torch.maximum(self.threshold.float().abs(), lengths))
             features = torch.sign(distance) * torch.log1p(c * distance.abs()) / normaliser
         return self.mlp(features[..., None].to(self.mlp[0].weight.dtype)).movedim(-1, -3).float()

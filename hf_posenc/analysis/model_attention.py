@@ -67,7 +67,7 @@ def position_attention(model, seq_len: int) -> Tensor:
     `locality` and `symmetry` accept, so an encoding can be read without data, even at initialisation.
 
     - bias route (t5, alibi, kerple, fire, attenuated, tupe): softmax of the positional bias. One bias is shared
-      by all layers, so every layer gets the same matrix.
+      by all layers, so every layer gets the same matrix, unless the encoding has one per layer (`per_layer`).
     - embed route (learned, sinusoidal): softmax((P W_q + b_q)(P W_k + b_k)^T / sqrt(d)) of the position
       vectors P through the first layer's query and key projections (as in Wang and Chen 2020 and Ke et al.
       2021); a single layer, [1, heads, T, T], since deeper layers no longer see P alone.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
+import typing
 from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, TypedDict
 
@@ -151,7 +152,10 @@ def _variant_arguments():
             if parameter.kind is parameter.KEYWORD_ONLY or name in ("self", "kwargs") or name in parameters:
                 continue
             default = parameter.default
-            if isinstance(default, bool):
+            if default is None:  # resolved from the model's revision; the annotation names the type
+                (value_type,) = (kind for kind in typing.get_args(parameter.annotation) if kind is not type(None))
+                kind, default = value_type | None, "set by the model's posenc_revision"
+            elif isinstance(default, bool):
                 kind = bool | None
             elif isinstance(default, (int, float)) and "|" in str(parameter.annotation):
                 kind = list[float] | None  # a float or one value per head

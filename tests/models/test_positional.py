@@ -169,7 +169,7 @@ def test_position_attention_refuses_query_dependent_encodings(variant):
 
 def test_absolute_encodings_are_declared():
     """Left padding is refused exactly for the encodings whose outputs it would change (see the bad-input suite)."""
-    assert ABSOLUTE == ["learned", "sinusoidal", "tupe"]
+    assert ABSOLUTE == ["learned", "sinusoidal", "tupe", "fire"]
 
 
 @pytest.mark.parametrize("variant", [name for name in ALL if name not in ABSOLUTE])
