@@ -1,11 +1,13 @@
-"""The study's results: one row per run, the correlations of attention properties with downstream scores, plots,
-and a Markdown report.
+"""The study's results: one row per run, the correlations of attention properties with downstream scores, the
+differences between runs against seed noise, plots, and a Markdown report.
 
-- `collect_rows(spec, output)`: per run, the mean (and, as ``<column>_std``, the sample standard deviation) over its
-  seeds of every measurement, plus its settings and status;
-- `correlations(rows, properties, scores)`: Spearman and Pearson (scipy) with p-values, bootstrap confidence
-  intervals that resample runs, the number of runs, and the partial correlation of each property controlling for
-  the other (locality for a symmetry, the reference symmetry for locality);
+- `collect_rows(spec, output)`: per run, the mean (and, as ``<column>_std``, the sample standard deviation) of every
+  measurement over the seeds every run has finished (`shared_seeds`), plus its settings and status;
+- `correlations(rows, properties, scores)`: Spearman and Pearson with permutation p-values (exact at small n) and
+  their Holm adjustment over the table, bootstrap confidence intervals that resample runs, the number of runs, and
+  the partial correlation of each property controlling for the other (locality for a symmetry, the reference
+  symmetry for locality);
+- `noise_table(units, scores)`: whether the runs differ by more than their seeds do, score by score;
 - `write_report(spec, output)`: ``study_results.csv``/``.json``, ``study_correlations.csv``, ``plots/*.png`` and
   ``study_report.md``.
 """
@@ -20,6 +22,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from ..readings import EXACT_UP_TO, MONTE_CARLO_ORDERINGS, holm, permutation_correlation, seed_noise
 from ..results import FinetuneResult, PretrainResult, ProbeResult
 from ..storage import atomic_output
 from .layout import ERROR_FILE, PLOTS_FOLDER, POSITION_FILE, TRAINING_LOG, read_json, step_folders, unit_folder
@@ -99,17 +102,41 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def collect_rows(spec: StudySpec, output: str | Path) -> list[dict[str, Any]]:
-    """One row per run of the spec (mean and std over its seeds); runs with nothing done yet have status 'pending'."""
+def collect_units(
+    spec: StudySpec, output: str | Path
+) -> dict[str, dict[int, tuple[dict[str, float | None], list[str]]]]:
+    """run name -> seed -> (its numbers, its failed steps), for every (run, seed) of the spec."""
     output = Path(output)
+    return {
+        run.name: {seed: _unit_values(spec, unit_folder(output, run.name, seed)) for seed in run.seeds}
+        for run in spec.runs
+    }
+
+
+def finished_seeds(units) -> dict[str, list[int]]:
+    """run name -> the seeds whose pretraining finished."""
+    return {
+        run: [seed for seed, (values, _) in by_seed.items() if "eval_loss" in values] for run, by_seed in units.items()
+    }
+
+
+def shared_seeds(units) -> list[int]:
+    """The seeds every run with a finished seed has finished: runs are compared over these only, since the seed also
+    chooses the held-out text and the data order (a perplexity on seed 1 and one on seed 2 measure different text)."""
+    finished = [set(seeds) for seeds in finished_seeds(units).values() if seeds]
+    return sorted(set.intersection(*finished)) if finished else []
+
+
+def collect_rows(spec: StudySpec, output: str | Path, units=None) -> list[dict[str, Any]]:
+    """One row per run of the spec: the mean (and, as ``<column>_std``, the sample standard deviation) of every
+    measurement over the seeds that every run shares (`shared_seeds`); runs with nothing done yet are 'pending'."""
+    units = collect_units(spec, output) if units is None else units
+    compared = shared_seeds(units)
     rows = []
     for run in spec.runs:
-        per_seed, errors, done = [], [], 0
-        for seed in run.seeds:
-            values, unit_errors = _unit_values(spec, unit_folder(output, run.name, seed))
-            per_seed.append(values)
-            errors += [f"seed {seed} {text}" for text in unit_errors]
-            done += "eval_loss" in values
+        errors = [f"seed {seed} {text}" for seed, (_, unit_errors) in units[run.name].items() for text in unit_errors]
+        done = len(finished_seeds(units)[run.name])
+        per_seed = [units[run.name][seed][0] for seed in compared if seed in units[run.name]]
         row: dict[str, Any] = {
             "run": run.name,
             "group": run.group,
@@ -118,6 +145,7 @@ def collect_rows(spec: StudySpec, output: str | Path) -> list[dict[str, Any]]:
             **{key: value for key, value in run.grid.items()},
             "seeds": len(run.seeds),
             "seeds_done": done,
+            "seeds_compared": " ".join(map(str, compared)) if done else "",
             "status": "failed" if errors else ("ok" if done == len(run.seeds) else "pending"),
             "errors": " | ".join(errors),
         }
@@ -128,6 +156,21 @@ def collect_rows(spec: StudySpec, output: str | Path) -> list[dict[str, Any]]:
             row[f"{column}_std"] = statistics.stdev(numbers) if len(numbers) > 1 else None
         rows.append(row)
     return rows
+
+
+def noise_table(units, scores: list[str], significance: float = 0.05) -> list[dict[str, Any]]:
+    """For each score: do the runs differ by more than their seeds do (over the shared seeds)? See
+    `readings.seed_noise`."""
+    compared = shared_seeds(units)
+    table = []
+    for score in scores:
+        values_by_run = {}
+        for run, by_seed in units.items():
+            numbers = [_number(by_seed[seed][0].get(score)) for seed in compared if seed in by_seed]
+            if numbers and all(number is not None for number in numbers):
+                values_by_run[run] = numbers
+        table.append({"score": score, **seed_noise(values_by_run, significance)})
+    return table
 
 
 def score_columns(spec: StudySpec, rows: list[dict[str, Any]]) -> list[str]:
@@ -154,31 +197,20 @@ def _pairs(rows, x: str, y: str) -> tuple[list[float], list[float], list[str]]:
     return xs, ys, names
 
 
-def _finite(value) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) or math.isinf(value) else value
-
-
-def _partial(x, y, z) -> tuple[float | None, float | None]:
-    """Pearson partial correlation of x and y controlling for z (residuals of linear fits on z), with its p-value
-    on n - 3 degrees of freedom."""
+def _partial(x, y, z, seed: int) -> tuple[float | None, float | None]:
+    """Pearson correlation of x and y controlling for z (the residuals of linear fits on z), with the permutation
+    p-value of the residuals' correlation."""
     import numpy as np
-    from scipy import stats
 
     x, y, z = (np.asarray(values, dtype=float) for values in (x, y, z))
-    n = len(x)
-    if n < 4 or np.ptp(z) == 0:
+    if len(x) < 4 or np.ptp(z) == 0:
         return None, None
     residual_x = x - np.polyval(np.polyfit(z, x, 1), z)
     residual_y = y - np.polyval(np.polyfit(z, y, 1), z)
     if np.allclose(residual_x, 0) or np.allclose(residual_y, 0):
         return None, None
-    r = float(stats.pearsonr(residual_x, residual_y).statistic)
-    r = max(-1.0, min(1.0, r))
-    if abs(r) == 1.0:
-        return r, 0.0
-    t = r * math.sqrt((n - 3) / (1 - r * r))
-    return r, float(2 * stats.t.sf(abs(t), n - 3))
+    r, p, _ = permutation_correlation(residual_x, residual_y, "pearson", seed)
+    return r, p
 
 
 def _bootstrap(x, y, method: str, resamples: int, seed: int, level: float) -> tuple[float | None, float | None]:
@@ -215,26 +247,26 @@ def correlations(
     bootstrap: int = 1000,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """One dict per (property, score): n, Spearman and Pearson with p-values and (1 - significance) bootstrap
-    intervals, and the partial Pearson correlation controlling for `CONTROL[property]`."""
+    """One dict per (property, score): n, Spearman and Pearson with permutation p-values (exact up to
+    `readings.EXACT_UP_TO` runs), the same p-values Holm-adjusted over every (property, score) pair of the table
+    (`<method>_p_holm`), (1 - significance) bootstrap intervals, and the partial Pearson correlation controlling for
+    `CONTROL[property]`."""
     import numpy as np
-    from scipy import stats
 
     results = []
     for prop in properties:
         for score in scores or []:
             xs, ys, _ = _pairs(rows, prop, score)
-            entry: dict[str, Any] = {"property": prop, "score": score, "n": len(xs)}
+            entry: dict[str, Any] = {"property": prop, "score": score, "n": len(xs), "p_exact": None}
             for method in ("spearman", "pearson"):
                 entry.update({method: None, f"{method}_p": None, f"{method}_ci_low": None, f"{method}_ci_high": None})
             entry.update({"partial": None, "partial_p": None, "partial_control": CONTROL.get(prop)})
             usable = len(xs) >= MIN_RUNS and np.ptp(xs) > 0 and np.ptp(ys) > 0
             if usable:
-                spearman = stats.spearmanr(xs, ys)
-                pearson = stats.pearsonr(xs, ys)
-                entry["spearman"], entry["spearman_p"] = _finite(spearman.statistic), _finite(spearman.pvalue)
-                entry["pearson"], entry["pearson_p"] = _finite(pearson.statistic), _finite(pearson.pvalue)
                 for method in ("spearman", "pearson"):
+                    entry[method], entry[f"{method}_p"], entry["p_exact"] = permutation_correlation(
+                        xs, ys, method, seed
+                    )
                     low, high = _bootstrap(xs, ys, method, bootstrap, seed, significance)
                     entry[f"{method}_ci_low"], entry[f"{method}_ci_high"] = low, high
                 control = CONTROL.get(prop)
@@ -244,9 +276,12 @@ def correlations(
                     if all(_number(row.get(key)) is not None for key in (prop, score, control))
                 ]
                 if triples:
-                    entry["partial"], entry["partial_p"] = _partial(*zip(*triples))
+                    entry["partial"], entry["partial_p"] = _partial(*zip(*triples), seed)
                     entry["partial_n"] = len(triples)
             results.append(entry)
+    for method in ("spearman", "pearson", "partial"):
+        for entry, adjusted in zip(results, holm([entry[f"{method}_p"] for entry in results])):
+            entry[f"{method}_p_holm"] = adjusted
     return results
 
 
@@ -300,56 +335,90 @@ def _plots(spec: StudySpec, output: Path, rows, properties, scores) -> list[Path
     return [path for path in written if path is not None]
 
 
-def _summary(spec: StudySpec, rows, table, significance: float) -> list[str]:
+def _summary(spec: StudySpec, rows, table, noise, units, significance: float) -> list[str]:
     from ..tasks.registry import get_task
 
     done = [row for row in rows if row["status"] == "ok"]
     lines = [f"- {len(done)} of {len(rows)} runs are complete; {sum(r['status'] == 'failed' for r in rows)} failed."]
+    compared = shared_seeds(units)
+    left_out = [
+        f"{run} seed {seed}" for run, seeds in finished_seeds(units).items() for seed in seeds if seed not in compared
+    ]
+    if compared:
+        lines.append(
+            f"- Runs are compared over seed(s) {', '.join(map(str, compared))}, the ones every run has finished"
+            + (f"; left out: {', '.join(left_out)}." if left_out else ".")
+        )
+    elif left_out:
+        lines.append("- No seed is finished by every run, so no run is compared with another (the seed also chooses "
+                     "the held-out text): finish the same seeds.")  # fmt: skip
+    verdicts = {entry["score"]: entry for entry in noise}
     ranked = [row for row in done if _number(row.get("perplexity")) is not None]
     if ranked:
-        lines.append(_best_line("Lowest held-out perplexity", ranked, "perplexity", lowest=True))
+        lines.append(_best_line("Lowest held-out perplexity", ranked, "perplexity", verdicts, lowest=True))
     for task in spec.tasks:
         column = f"{task.name}_{get_task(task.name).main_metric}"
         scored = [row for row in done if _number(row.get(column)) is not None]
         if scored:
-            lines.append(_best_line(f"Best on {task.name} ({column})", scored, column))
+            lines.append(_best_line(f"Best on {task.name} ({column})", scored, column, verdicts))
     if spec.probes is not None:
         scored = [row for row in done if _number(row.get("probe_original")) is not None]
         if scored:
-            lines.append(_best_line("Best SNLI accuracy in the probes", scored, "probe_original"))
+            lines.append(_best_line("Best SNLI accuracy in the probes", scored, "probe_original", verdicts))
+    measured = [entry for entry in table if entry["spearman"] is not None]
     significant = [
         entry
-        for entry in table
-        if any(
-            entry.get(f"{method}_p") is not None and entry[f"{method}_p"] < significance
-            for method in ("spearman", "pearson")
-        )
+        for entry in measured
+        if any((entry.get(f"{method}_p_holm") or 1) < significance for method in ("spearman", "pearson"))
     ]
-    measured = [entry for entry in table if entry["spearman"] is not None]
     if not measured:
         lines.append(f"- No correlation could be computed (it needs at least {MIN_RUNS} runs with varying values).")
     elif not significant:
-        lines.append(f"- None of the {len(measured)} correlations is significant at the {significance} level.")
+        lines.append(
+            f"- None of the {len(measured)} correlations is significant at the {significance} level after Holm's "
+            "correction for testing them all."
+        )
     for entry in significant:
+        noise_note = ""
+        if verdicts.get(entry["score"], {}).get("verdict") == "within seed noise":
+            noise_note = " But the runs' differences on this score are within its seed noise: the ordering it rests on is not reliable."
+        elif verdicts.get(entry["score"], {}).get("verdict") == "seed noise unknown":
+            noise_note = " The seed noise of this score is unknown (one seed per run)."
         lines.append(
             f"- {entry['property']} vs {entry['score']}: Spearman {_format(entry['spearman'], 3)} "
-            f"(p = {_format(entry['spearman_p'], 3)}), Pearson {_format(entry['pearson'], 3)} "
-            f"(p = {_format(entry['pearson_p'], 3)}), n = {entry['n']}: significant at the {significance} level."
+            f"(p = {_format(entry['spearman_p'], 3)}, Holm-adjusted {_format(entry['spearman_p_holm'], 3)}), "
+            f"Pearson {_format(entry['pearson'], 3)} (Holm-adjusted p = {_format(entry['pearson_p_holm'], 3)}), "
+            f"n = {entry['n']}: significant at the {significance} level after correction.{noise_note}"
         )
     return lines
 
 
-def _best_line(label: str, rows, column: str, lowest: bool = False) -> str:
-    """The best run on `column`, or, when every run scores the same, that they tie: a constant score (a classifier
-    that learned to answer one class, say) names no best run and can correlate with nothing."""
-    values = {row[column] for row in rows}
-    if len(values) == 1:
-        return f"- {label}: every run scores {rows[0][column]:.4g} (a constant: it ranks no run and correlates with nothing)."
-    best = (min if lowest else max)(rows, key=lambda row: row[column])
-    return f"- {label}: {best['run']} ({best[column]:.4g})."
+def _best_line(label: str, rows, column: str, verdicts, lowest: bool = False) -> str:
+    """The best run on `column`, every run tied with it, and whether the runs can be told apart from seed noise. A
+    constant score (a classifier that learned to answer one class, say) names no best run and correlates with
+    nothing."""
+    values = [row[column] for row in rows]
+    if len(set(values)) == 1:
+        return f"- {label}: every run scores {values[0]:.4g} (a constant: it ranks no run and correlates with nothing)."
+    best_value = (min if lowest else max)(values)
+    best = [row["run"] for row in rows if row[column] == best_value]
+    std = rows[values.index(best_value)].get(f"{column}_std")
+    line = f"- {label}: {' and '.join(best)} ({best_value:.4g}{f' ± {std:.2g}' if std is not None else ''})"
+    line += " tie." if len(best) > 1 else "."
+    verdict = verdicts.get(column, {}).get("verdict")
+    if verdict == "within seed noise":
+        line += " The runs cannot be told apart from seed noise on this score, so no run is better."
+    elif verdict == "seed noise unknown":
+        line += " One seed per run: the seed noise is unknown, so the ranking may not hold."
+    return line
 
 
 _TABLE_COLUMNS = ("run", "variant", "status", "parameters", "tokens_per_second", "eval_loss", "perplexity", *PROPERTIES)
+
+
+def _with_std(row, column: str) -> str:
+    std = row.get(f"{column}_std")
+    return _format(row.get(column)) + (f" ± {_format(std, 2)}" if isinstance(std, float) else "")
 
 
 def _markdown_table(headers: list[str], lines: list[list[str]]) -> str:
@@ -362,34 +431,54 @@ def _markdown_table(headers: list[str], lines: list[list[str]]) -> str:
 def write_report(spec: StudySpec, output: str | Path, log=print) -> dict[str, Path]:
     """Write the result tables, correlations, plots and study_report.md from whatever results `output` holds."""
     output = Path(output)
-    rows = collect_rows(spec, output)
+    units = collect_units(spec, output)
+    rows = collect_rows(spec, output, units)
     scores = score_columns(spec, rows)
     report = spec.report
     table = correlations(
         rows, PROPERTIES, scores, significance=report.significance, bootstrap=report.bootstrap, seed=report.seed
     )
+    noise = noise_table(units, [*scores, *PROPERTIES], report.significance)
     written = {
         "csv": _write(output / RESULTS_CSV, _csv_text(rows)),
         "json": _write(
             output / RESULTS_JSON,
-            json.dumps({"study": spec.name, "runs": rows, "correlations": table}, indent=2, default=str) + "\n",
+            json.dumps(
+                {"study": spec.name, "runs": rows, "correlations": table, "seed_noise": noise}, indent=2, default=str
+            )
+            + "\n",
         ),
         "correlations": _write(output / CORRELATIONS_CSV, _csv_text(table)),
     }
     plot_paths = _plots(spec, output, rows, list(PROPERTIES), scores)
     columns = list(_TABLE_COLUMNS) + [c for c in scores if c not in _TABLE_COLUMNS and any(c in row for row in rows)]
-    run_table = _markdown_table(columns, [[_format(row.get(column)) for column in columns] for row in rows])
+    run_table = _markdown_table(columns, [[_with_std(row, column) for column in columns] for row in rows])
+    noise_lines = [
+        [
+            entry["score"],
+            str(entry["runs"]),
+            _format(entry["between_std"], 3),
+            _format(entry["within_std"], 3),
+            _format(entry["p"], 3),
+            entry["verdict"],
+        ]
+        for entry in noise
+        if entry["runs"] > 1
+    ]
+    noise_part = _markdown_table(
+        ["score", "runs", "std between runs", "std within runs (seeds)", "ANOVA p", "verdict"], noise_lines
+    )
     level = 1 - report.significance
     correlation_table = _markdown_table(
         [
             "property",
             "score",
             "n",
-            "Spearman (p)",
+            "Spearman (p; Holm)",
             f"{level:.0%} CI",
-            "Pearson (p)",
+            "Pearson (p; Holm)",
             f"{level:.0%} CI",
-            "partial (p)",
+            "partial (p; Holm)",
             "controls for",
         ],
         [
@@ -397,11 +486,12 @@ def write_report(spec: StudySpec, output: str | Path, log=print) -> dict[str, Pa
                 entry["property"],
                 entry["score"],
                 str(entry["n"]),
-                f"{_format(entry['spearman'], 3)} ({_format(entry['spearman_p'], 3)})",
+                f"{_format(entry['spearman'], 3)} ({_format(entry['spearman_p'], 3)}; "
+                f"{_format(entry['spearman_p_holm'], 3)})",
                 f"[{_format(entry['spearman_ci_low'], 3)}, {_format(entry['spearman_ci_high'], 3)}]",
-                f"{_format(entry['pearson'], 3)} ({_format(entry['pearson_p'], 3)})",
+                f"{_format(entry['pearson'], 3)} ({_format(entry['pearson_p'], 3)}; {_format(entry['pearson_p_holm'], 3)})",
                 f"[{_format(entry['pearson_ci_low'], 3)}, {_format(entry['pearson_ci_high'], 3)}]",
-                f"{_format(entry['partial'], 3)} ({_format(entry['partial_p'], 3)})",
+                f"{_format(entry['partial'], 3)} ({_format(entry['partial_p'], 3)}; {_format(entry['partial_p_holm'], 3)})",
                 str(entry["partial_control"]),
             ]
             for entry in table
@@ -414,11 +504,17 @@ def write_report(spec: StudySpec, output: str | Path, log=print) -> dict[str, Pa
             f"# Study: {spec.name}",
             f"Pretraining: {spec.pretraining.size} models, {spec.pretraining.max_steps} steps of "
             f"{spec.pretraining.tokens_per_step} tokens each per run, sequence length {spec.pretraining.max_seq_length}.",
-            "## Summary\n\n" + "\n".join(_summary(spec, rows, table, report.significance)),
-            "## Runs (mean over seeds; standard deviations in study_results.csv)\n\n" + run_table,
-            "## Correlations across runs\n\nBootstrap intervals resample runs "
-            f"({report.bootstrap} resamples); the partial correlation controls for the other property.\n\n"
-            + correlation_table,
+            "## Summary\n\n" + "\n".join(_summary(spec, rows, table, noise, units, report.significance)),
+            "## Runs (mean ± standard deviation over the compared seeds)\n\n" + run_table,
+            "## Differences between runs against seed noise\n\nOne-way ANOVA of the per-seed values grouped by run: "
+            "'within seed noise' means the runs' differences on that score cannot be told apart from what changing "
+            "the seed does, so neither their ranking nor a correlation with it is reliable.\n\n" + noise_part
+            if noise_lines
+            else "",
+            "## Correlations across runs\n\np-values are permutation p-values (exact, every ordering of the runs, "
+            f"up to {EXACT_UP_TO} runs; a seeded sample of {MONTE_CARLO_ORDERINGS:,} orderings above), then Holm-adjusted "
+            f"over the {len(table)} pairs of the table. Bootstrap intervals resample runs ({report.bootstrap} "
+            "resamples); the partial correlation controls for the other property.\n\n" + correlation_table,
             ("## Failures\n\n" + "\n".join(failures)) if failures else "",
             ("## Plots\n\n" + "\n".join(f"![{path.stem}]({path.relative_to(output)})" for path in plot_paths))
             if plot_paths

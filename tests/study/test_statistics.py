@@ -1,0 +1,139 @@
+"""The study's statistics at the sizes people run: exact permutation p-values, Holm's correction, seed noise against
+differences between runs, runs compared over the seeds they share, and ties."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from study_helpers import micro_spec
+
+from hf_posenc.readings import EXACT_UP_TO, holm, permutation_correlation, seed_noise
+from hf_posenc.study import parse_spec
+from hf_posenc.study.report import _best_line, collect_rows, noise_table, shared_seeds
+
+
+def naive_two_sided_p(x, y, method: str) -> float:
+    """The share of all orderings of y whose correlation with x is at least as far from 0 as the observed one."""
+    function = stats.spearmanr if method == "spearman" else stats.pearsonr
+    observed = abs(function(x, y).statistic)
+    orderings = list(itertools.permutations(range(len(x))))
+    extreme = sum(abs(function(x, [y[i] for i in order]).statistic) >= observed - 1e-12 for order in orderings)
+    return extreme / len(orderings)
+
+
+def test_the_issues_examples_at_five_runs():
+    """Spearman 1 over 5 runs: 2 of the 120 orderings are as extreme (p = 0.017, where scipy's asymptotic formula
+    says 1.4e-24); Spearman 0.9: 10 of 120 (p = 0.083, not significant)."""
+    rho, p, exact = permutation_correlation([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])
+    assert (rho, exact) == (1.0, True) and p == pytest.approx(2 / 120)
+    assert stats.spearmanr([1, 2, 3, 4, 5], [10, 20, 30, 40, 50]).pvalue < 1e-20
+    rho, p, _ = permutation_correlation([1, 2, 3, 4, 5], [20, 10, 30, 40, 50])
+    assert rho == pytest.approx(0.9) and p == pytest.approx(10 / 120)
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_exact_p_values_equal_a_naive_count_over_every_ordering(method):
+    rng = np.random.default_rng(3)
+    for n in (3, 5, 7):
+        x = rng.integers(0, 4, n).astype(float)  # ties included
+        y = x + rng.normal(0, 1.5, n)
+        if np.ptp(x) == 0:
+            continue
+        r, p, exact = permutation_correlation(x, y, method)
+        assert exact
+        expected = stats.spearmanr(x, y).statistic if method == "spearman" else stats.pearsonr(x, y).statistic
+        assert r == pytest.approx(expected)
+        assert p == pytest.approx(naive_two_sided_p(x, y, method), abs=1e-12)
+
+
+def test_above_the_exact_limit_the_p_value_is_a_close_monte_carlo_estimate():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=14)
+    y = 0.5 * x + rng.normal(size=14)
+    _, p, exact = permutation_correlation(x, y, "pearson")
+    assert not exact
+    # 14 points: Pearson's t-test p is accurate for normal data; the permutation p agrees to Monte Carlo error.
+    assert p == pytest.approx(stats.pearsonr(x, y).pvalue, abs=0.01)
+
+
+def test_up_to_the_limit_every_ordering_is_enumerated():
+    assert permutation_correlation(range(EXACT_UP_TO), range(EXACT_UP_TO))[1:] == (
+        pytest.approx(2 / math.factorial(8)),
+        True,
+    )
+
+
+def test_constant_or_too_few_values_give_no_correlation():
+    assert permutation_correlation([1, 1, 1], [1, 2, 3]) == (None, None, False)
+    assert permutation_correlation([1, 2], [1, 2]) == (None, None, False)
+    with pytest.raises(ValueError, match="paired"):
+        permutation_correlation([1, 2, 3], [1, 2])
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 times 3, 2, 1 = 0.03, 0.06, 0.04, made monotone: 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06])
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+    assert holm([]) == []
+
+
+def test_seed_noise_against_scipy_and_by_hand():
+    values = {"a": [1.0, 1.2, 1.1], "b": [1.05, 1.25], "c": [3.0, 3.1]}
+    result = seed_noise(values)
+    assert result["p"] == pytest.approx(stats.f_oneway(*values.values()).pvalue)
+    squares = sum(sum((v - np.mean(group)) ** 2 for v in group) for group in values.values())
+    assert result["within_std"] == pytest.approx(math.sqrt(squares / (7 - 3)))
+    assert result["between_std"] == pytest.approx(np.std([np.mean(group) for group in values.values()], ddof=1))
+    assert result["verdict"] == "differ beyond seed noise"
+    close = seed_noise({"a": [1.0, 1.2], "b": [1.05, 1.25]})
+    assert close["verdict"] == "within seed noise"
+    assert seed_noise({"a": [1.0], "b": [2.0]})["verdict"] == "seed noise unknown"
+
+
+def units_of(perplexities: dict[str, dict[int, float]]):
+    """Synthetic (run -> seed -> (values, errors)) of finished pretrainings with the given perplexities."""
+    return {
+        run: {seed: ({"eval_loss": math.log(value), "perplexity": value}, []) for seed, value in by_seed.items()}
+        for run, by_seed in perplexities.items()
+    }
+
+
+def spec_with(runs: dict[str, list[int]]):
+    return parse_spec(
+        micro_spec(runs=[{"name": name, "variant": "rope", "seeds": seeds} for name, seeds in runs.items()])
+    )
+
+
+def test_a_run_with_fewer_seeds_is_compared_on_the_seeds_it_shares():
+    """The issue's case: a run with only seed 1 added to a study of seeds 1 and 2. Averaged over their own seeds it
+    looked best; over the shared seed 1 it is the worst, as it should be."""
+    perplexities = {"a": {1: 700.0, 2: 600.0}, "b": {1: 710.0, 2: 610.0}, "late": {1: 720.0}}
+    units = units_of(perplexities)
+    assert shared_seeds(units) == [1]
+    rows = {row["run"]: row for row in collect_rows(spec_with({"a": [1, 2], "b": [1, 2], "late": [1]}), "/", units)}
+    assert {name: row["perplexity"] for name, row in rows.items()} == {"a": 700.0, "b": 710.0, "late": 720.0}
+    assert rows["a"]["seeds_compared"] == "1" and rows["a"]["seeds_done"] == 2
+    ranked = [row for row in rows.values()]
+    assert _best_line("Lowest", ranked, "perplexity", {}, lowest=True) == "- Lowest: a (700)."
+
+
+def test_pending_runs_do_not_shrink_the_shared_seeds_and_disjoint_seeds_share_none():
+    assert shared_seeds(units_of({"a": {1: 1.0, 2: 2.0}, "b": {1: 1.0, 2: 2.0}, "new": {}})) == [1, 2]
+    assert shared_seeds(units_of({"a": {1: 1.0}, "b": {2: 1.0}})) == []
+
+
+def test_ties_and_noise_are_named_in_the_best_line():
+    rows = [{"run": "x", "score": 0.7}, {"run": "y", "score": 0.7}, {"run": "z", "score": 0.6}]
+    assert _best_line("Best", rows, "score", {}) == "- Best: x and y (0.7) tie."
+    rows = [{"run": "x", "score": 0.71, "score_std": 0.05}, {"run": "z", "score": 0.7, "score_std": 0.04}]
+    line = _best_line("Best", rows, "score", {"score": {"verdict": "within seed noise"}})
+    assert line.startswith("- Best: x (0.71 ± 0.05).") and "cannot be told apart from seed noise" in line
+
+
+def test_noise_table_uses_the_shared_seeds():
+    units = units_of({"a": {1: 700.0, 2: 702.0, 3: 900.0}, "b": {1: 701.0, 2: 703.0}})
+    (entry,) = noise_table(units, ["perplexity"])
+    assert entry["runs"] == 2 and entry["verdict"] == "within seed noise"
+    assert entry["within_std"] == pytest.approx(math.sqrt(2.0))  # seeds 1 and 2 only; seed 3 of 'a' is left out
