@@ -259,7 +259,13 @@ def exit_on_user_error(main: Callable[[], object], prog: str) -> None:
 
 
 def add_extrapolate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("models", nargs="+", help="saved masked-LM folders (hf_posenc variants or stock BERT models)")
+    parser.add_argument(
+        "models",
+        nargs="+",
+        help="saved masked-LM folders (hf_posenc variants or stock BERT models); each one's trained length is read "
+        "from its config.json (trained_max_length) or posenc_results.json (max_seq_length), and longer lengths are "
+        "marked",
+    )
     parser.add_argument("--lengths", nargs="+", type=int, default=[128, 256, 512, 1024], help="sequence lengths")
     parser.add_argument(
         "--texts", help="held-out text: one sentence per line, a blank line between documents (default: SNLI test)"
@@ -298,6 +304,12 @@ def extrapolate(args: argparse.Namespace) -> list:
         result.save(output / name)
         results.append(result)
     print(extrapolation.format_table(results))
+    unknown = [name for name, result in zip(names, results) if result.trained_length is None]
+    if unknown:
+        print(
+            f"trained length unknown for {', '.join(unknown)}: neither config.json (trained_max_length) nor "
+            "posenc_results.json (max_seq_length) records it, so no length is marked as beyond it"
+        )
     if not args.no_plots:
         print(f"wrote {extrapolation.plot_extrapolation(results, output / 'extrapolation.png', names)}")
     return results

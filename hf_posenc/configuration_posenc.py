@@ -115,6 +115,8 @@ class PosEncConfig(PreTrainedConfig):
             raise ValueError(
                 f"layer_norm_eps must be a small positive number (BERT: 1e-12); got {self.layer_norm_eps!r}."
             )
+        for name in ("pre_layer_norm", "tie_word_embeddings"):
+            require_bool(name, getattr(self, name))
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and 0 <= value < 1):
@@ -150,10 +152,15 @@ def require_choice(name: str, value, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}.")
 
 
+def require_whole_number(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}; got {value!r}.")
+
+
 def require_finite_non_negative(name: str, value) -> None:
     values = value if isinstance(value, (list, tuple)) else [value]
     for item in values:
-        if not isinstance(item, (int, float)) or not math.isfinite(item) or item < 0:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item) or item < 0:
             raise ValueError(f"{name} must be a finite number >= 0 (or a list of them, one per head); got {value!r}.")
 
 
@@ -191,6 +198,7 @@ class PosEncSinusoidalConfig(PosEncConfig):
         if sinusoidal_scale_embeddings is None:
             sinusoidal_scale_embeddings = revision_of(kwargs) >= 2
         require_bool("sinusoidal_scale_embeddings", sinusoidal_scale_embeddings)
+        require_bool("sinusoidal_learnable_scale", sinusoidal_learnable_scale)
         self.sinusoidal_learnable_scale = sinusoidal_learnable_scale
         self.sinusoidal_scale_embeddings = sinusoidal_scale_embeddings
         super().__init__(**kwargs)
@@ -203,8 +211,7 @@ class PosEncShawConfig(PosEncConfig):
     variant = "shaw"
 
     def __init__(self, max_relative_position: int = 64, **kwargs):
-        if max_relative_position < 1:
-            raise ValueError(f"max_relative_position must be >= 1; got {max_relative_position}.")
+        require_whole_number("max_relative_position", max_relative_position)
         self.max_relative_position = max_relative_position
         super().__init__(**kwargs)
 
@@ -253,6 +260,8 @@ class PosEncAlibiConfig(PosEncConfig):
     variant = "alibi"
 
     def __init__(self, alibi_symmetric: bool = True, alibi_learnable_slopes: bool = False, **kwargs):
+        require_bool("alibi_symmetric", alibi_symmetric)
+        require_bool("alibi_learnable_slopes", alibi_learnable_slopes)
         self.alibi_symmetric = alibi_symmetric
         self.alibi_learnable_slopes = alibi_learnable_slopes
         super().__init__(**kwargs)
@@ -265,6 +274,8 @@ class PosEncRopeConfig(PosEncConfig):
     variant = "rope"
 
     def __init__(self, rope_theta: float = 10000.0, **kwargs):
+        if isinstance(rope_theta, bool) or not isinstance(rope_theta, (int, float)) or not 1 < rope_theta < math.inf:
+            raise ValueError(f"rope_theta must be a finite number > 1 (10000 is the usual base); got {rope_theta!r}.")
         self.rope_theta = rope_theta
         super().__init__(**kwargs)
         if self.head_dim % 2:
@@ -273,8 +284,6 @@ class PosEncRopeConfig(PosEncConfig):
                 f"{self.hidden_size}/{self.num_attention_heads} = {self.head_dim} is odd; change hidden_size or "
                 "num_attention_heads so that it is even."
             )
-        if not rope_theta > 1:
-            raise ValueError(f"rope_theta must be > 1 (10000 is the usual base); got {rope_theta}.")
 
 
 class PosEncDebertaConfig(PosEncConfig):
@@ -314,6 +323,7 @@ class PosEncTupeConfig(PosEncT5Config):
     variant = "tupe"
 
     def __init__(self, tupe_untie_cls: bool = True, **kwargs):
+        require_bool("tupe_untie_cls", tupe_untie_cls)
         self.tupe_untie_cls = tupe_untie_cls
         super().__init__(**kwargs)
 
@@ -341,6 +351,7 @@ class PosEncFireConfig(PosEncConfig):
     def __init__(
         self, fire_hidden_size: int = 32, fire_init_c: float = 0.1, fire_init_threshold: float = 512.0, **kwargs
     ):
+        require_whole_number("fire_hidden_size", fire_hidden_size)
         require_finite_non_negative("fire_init_c", fire_init_c)
         require_finite_non_negative("fire_init_threshold", fire_init_threshold)
         self.fire_hidden_size = fire_hidden_size
@@ -376,6 +387,8 @@ class PosEncAttenuatedConfig(PosEncConfig):
                 "attenuation_form='learned_table' is a table of |i - j|, symmetric by construction, so "
                 f"attenuation_symmetry must be 1; got {attenuation_symmetry!r}. Use the 'logit' form for s != 1."
             )
+        require_bool("attenuation_per_head", attenuation_per_head)
+        require_bool("attenuation_learnable", attenuation_learnable)
         require_finite_non_negative("attenuation_strength (w)", attenuation_strength)
         require_finite_non_negative("attenuation_symmetry (s)", attenuation_symmetry)
         self.attenuation_strength = attenuation_strength

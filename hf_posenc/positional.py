@@ -60,6 +60,12 @@ class PositionalEncoding(nn.Module):
         distance indices), built once per forward by the encoder and handed to each layer."""
         return None
 
+    def table_rows(self, seq_len: int) -> set[int] | None:
+        """The rows of a learned table indexed by position or distance that a sequence of `seq_len` tokens reads, or
+        None when the encoding computes its positions instead of looking them up. A length whose rows a shorter
+        training length never read runs on untrained parameters (`hf-posenc extrapolate` reports it)."""
+        return None
+
 
 def signed_distance(seq_len: int, device) -> torch.Tensor:
     """[T, T] matrix of i - j (query minus key): positive when the key is left of the query."""
@@ -106,6 +112,9 @@ class LearnedAbsoluteEncoding(PositionalEncoding):
 
     def embeddings(self, seq_len: int, device, dtype) -> torch.Tensor:
         return self.position_embeddings.weight[:seq_len].to(dtype)
+
+    def table_rows(self, seq_len: int) -> set[int]:
+        return set(range(seq_len))
 
 
 class SinusoidalEncoding(PositionalEncoding):
@@ -233,6 +242,9 @@ class T5RelativeBias(BiasEncoding):
     def bias(self, seq_len: int, device, buckets: torch.Tensor | None = None) -> torch.Tensor:
         buckets = self.buckets(seq_len, device) if buckets is None else buckets
         return self.relative_attention_bias(buckets).permute(2, 0, 1).float()
+
+    def table_rows(self, seq_len: int) -> set[int]:
+        return set(self.buckets(seq_len, "cpu").unique().tolist())
 
 
 def alibi_slopes(num_heads: int) -> torch.Tensor:
@@ -449,6 +461,9 @@ class AttenuatedBias(BiasEncoding):
         init.copy_(self.strength, torch.tensor(self.init_strength))
         init.copy_(self.symmetry_ratio, torch.tensor(self.init_symmetry))
 
+    def table_rows(self, seq_len: int) -> set[int] | None:
+        return set(range(seq_len)) if self.form == "learned_table" else None
+
     def penalty(self, seq_len: int, device) -> torch.Tensor:
         """[H, T, T] Gaussian penalty -w d^2 (left) and -s w d^2 (right)."""
         distance = signed_distance(seq_len, device).float()
@@ -537,6 +552,9 @@ class TupeBias(BiasEncoding):
                 correlation[:, 1:, 0] = self.others_to_cls.float()[:, None]
         return correlation + self.relative.bias(seq_len, device, buckets)
 
+    def table_rows(self, seq_len: int) -> set[int]:
+        return set(range(seq_len + (1 if self.reference_cls else 0)))
+
 
 # ---------------------------------------------------------------------------------------------------- score
 class ScoreEncoding(PositionalEncoding):
@@ -579,6 +597,9 @@ class ShawRelativeScores(ScoreEncoding):
     def layer_context(self, seq_len: int, device, dtype) -> torch.Tensor:
         """[T, T] index of each (query, key) pair's clipped distance in the embedding table."""
         return clipped_distance_index(seq_len, self.max_relative_position, device)
+
+    def table_rows(self, seq_len: int) -> set[int]:
+        return set(self.layer_context(seq_len, "cpu", None).unique().tolist())
 
     def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> torch.Tensor:
         table, index = self.distance_embeddings[layer_index].to(query.dtype), context
@@ -642,11 +663,17 @@ class DebertaRelativeScores(ScoreEncoding):
 
     def layer_context(self, seq_len: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """The normalised relative-embedding table shared by all layers, and each pair's bucket index in it."""
+        return self.relative_norm(self.relative_embeddings.weight), self.bucket_index(seq_len, device)
+
+    def bucket_index(self, seq_len: int, device) -> torch.Tensor:
+        """[T, T] row of each (query, key) pair in the relative-embedding table."""
         buckets = deberta_log_bucket(
             signed_distance(seq_len, device), self.position_buckets, self.max_relative_positions
         )
-        index = (buckets + self.position_buckets).clamp(0, 2 * self.position_buckets - 1)
-        return self.relative_norm(self.relative_embeddings.weight), index
+        return (buckets + self.position_buckets).clamp(0, 2 * self.position_buckets - 1)
+
+    def table_rows(self, seq_len: int) -> set[int]:
+        return set(self.bucket_index(seq_len, "cpu").unique().tolist())
 
     def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> torch.Tensor:
         table, index = context

@@ -6,10 +6,17 @@ the tail that a length cannot fill). Masked tokens are all replaced by [MASK]: a
 80/10/10. The loss is the mean cross-entropy over all masked tokens of a length; locality and symmetry are measured on
 the first blocks of each length. Encodings with a fixed position table (`learned`, `tupe`, and stock BERT models) are
 reported as not run beyond their table instead of failing.
+
+Each measured length also says where it stands against the length the model was trained on (`trained_length`: the
+`trained_max_length` that hf_posenc pretraining writes into config.json, else `max_seq_length` in the
+posenc_results.json next to the model, else unknown): "ok" within it; beyond it, "untrained positions" when the length
+reads rows of a learned position table that no training block reached, "beyond trained length" otherwise; "trained
+length unknown" when nothing records it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,19 +26,43 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..results import ResultFile, json_safe, perplexity
+from ..results import PretrainResult, ResultFile, json_safe, perplexity
 from ..storage import require_model_folder
 from .model_attention import summarize_model
 
-__all__ = ["ExtrapolationResult", "LengthMeasurement", "extrapolate", "plot_extrapolation", "snli_test_documents"]
+__all__ = [
+    "BEYOND_TRAINED_LENGTH",
+    "OK",
+    "TRAINED_LENGTH_KEY",
+    "TRAINED_LENGTH_UNKNOWN",
+    "UNTRAINED_POSITIONS",
+    "ExtrapolationResult",
+    "LengthMeasurement",
+    "extrapolate",
+    "length_status",
+    "plot_extrapolation",
+    "snli_test_documents",
+    "trained_length",
+]
 
 # Tokens per forward pass; the batch size of each length follows from it.
 TOKENS_PER_BATCH = 8192
 
+# The config attribute in which hf_posenc pretraining records the length of its training blocks ([CLS] and [SEP]
+# included). It is saved in config.json, so it travels with the model to the Hub.
+TRAINED_LENGTH_KEY = "trained_max_length"
+
+# Status of a measured length against the trained length. A length that was not run has a status "not run: <why>".
+OK = "ok"  # within the trained length
+UNTRAINED_POSITIONS = "untrained positions"  # beyond it, reading learned position rows no training block reached
+BEYOND_TRAINED_LENGTH = "beyond trained length"  # beyond it, every row it reads was trained (or there are none)
+TRAINED_LENGTH_UNKNOWN = "trained length unknown"  # measured, but nothing records what the model was trained on
+
 
 @dataclass
 class LengthMeasurement:
-    """The model at one sequence length. `status` is "ok" or says why the length was not run."""
+    """The model at one sequence length. `status` is one of `OK`, `UNTRAINED_POSITIONS`, `BEYOND_TRAINED_LENGTH`,
+    `TRAINED_LENGTH_UNKNOWN` (measured), or "not run: <why>"."""
 
     length: int
     status: str = "ok"
@@ -46,7 +77,9 @@ class LengthMeasurement:
 
 @dataclass
 class ExtrapolationResult(ResultFile):
-    """Written by `hf-posenc extrapolate`: one `LengthMeasurement` per requested length."""
+    """Written by `hf-posenc extrapolate`: one `LengthMeasurement` per requested length. `trained_length` is the
+    sequence length the model was trained on (None when unknown) and `trained_length_source` where it was read:
+    "config.json trained_max_length", "posenc_results.json max_seq_length" or "unknown"."""
 
     FILE_NAME: ClassVar[str] = "extrapolation_results.json"
 
@@ -57,6 +90,8 @@ class ExtrapolationResult(ResultFile):
     mlm_probability: float
     seed: int
     position_limit: int | None = None
+    trained_length: int | None = None
+    trained_length_source: str = "unknown"
     lengths: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -94,15 +129,78 @@ def token_stream(documents: Sequence[Sequence[str]], tokenizer, max_tokens: int)
     return np.concatenate(pieces)[:max_tokens] if pieces else np.zeros(0, dtype=np.int64)
 
 
-def position_limit(model) -> int | None:
-    """The longest sequence the model can encode, or None when its encoding extrapolates."""
-    from ..positional import ENCODINGS
+def position_encoding(model):
+    """The model's positional-encoding module (an hf_posenc encoding, also when its class was loaded from a folder's
+    code with trust_remote_code), or None for a model that has none (stock BERT, RoBERTa, ...)."""
+    for module in model.modules():
+        if hasattr(type(module), "route") and hasattr(type(module), "extrapolates"):
+            return module
+    return None
 
-    variant = getattr(model.config, "variant", None)
-    if variant in ENCODINGS and ENCODINGS[variant].extrapolates:
+
+def position_limit(model) -> int | None:
+    """The longest sequence the model can encode, or None when its encoding extrapolates. The encoding module is
+    asked, not its class: one setting can fix a table (attenuated's `learned_table` form)."""
+    encoding = position_encoding(model)
+    if encoding is not None and encoding.extrapolates:
         return None
     # hf_posenc's fixed tables, and stock encoders (BERT, RoBERTa, ...) whose learned table we cannot see past.
     return getattr(model.config, "max_position_embeddings", None)
+
+
+def _checked_length(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 3:
+        raise ValueError(
+            f"{where} is {value!r}, not a sequence length (a whole number >= 3); fix or remove it to measure the model."
+        )
+    return value
+
+
+def trained_length(folder: str | Path, config) -> tuple[int | None, str]:
+    """The sequence length the model in `folder` (with `config`) was trained on, and where it was read:
+    `config.trained_max_length` (written by hf_posenc pretraining; it travels with config.json to the Hub), else
+    `max_seq_length` in the posenc_results.json next to the model (pretraining runs older than that attribute);
+    `(None, "unknown")` when neither says, as for a foreign model: the length is not guessed (a stock BERT's
+    max_position_embeddings says how long its table is, not how long its training blocks were)."""
+    folder = Path(folder)
+    value = getattr(config, TRAINED_LENGTH_KEY, None)
+    if value is not None:
+        source = f"config.json {TRAINED_LENGTH_KEY}"
+        return _checked_length(value, f"{folder / 'config.json'} {TRAINED_LENGTH_KEY}"), source
+    results = PretrainResult.path_in(folder)
+    if results.is_file():
+        try:
+            values = json.loads(results.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{results} is not valid JSON ({error}); fix or remove it to measure the model.") from None
+        value = values.get("max_seq_length") if isinstance(values, dict) else None
+        if value is not None:
+            return _checked_length(value, f"{results} max_seq_length"), "posenc_results.json max_seq_length"
+    return None, "unknown"
+
+
+def _table_rows(encoding, has_table: bool, length: int) -> set[int] | None:
+    """The learned position rows a sequence of `length` tokens reads (`PositionalEncoding.table_rows`); a stock model
+    with a fixed table (`has_table`) is taken to read absolute rows."""
+    if encoding is not None:
+        return encoding.table_rows(length)
+    return set(range(length)) if has_table else None
+
+
+def length_status(length: int, trained: int | None, encoding, has_table: bool = False) -> str:
+    """The status of a measured `length` of a model whose positional-encoding module is `encoding` (None for a stock
+    model), trained on `trained` tokens (None: unknown): `OK` within the trained length; beyond it,
+    `UNTRAINED_POSITIONS` when the length reads learned position rows that the trained length never read, else
+    `BEYOND_TRAINED_LENGTH`; `TRAINED_LENGTH_UNKNOWN` without a trained length. `has_table`: the model has a fixed
+    position table."""
+    if trained is None:
+        return TRAINED_LENGTH_UNKNOWN
+    if length <= trained:
+        return OK
+    rows = _table_rows(encoding, has_table, length)
+    if rows is not None and rows - _table_rows(encoding, has_table, trained):
+        return UNTRAINED_POSITIONS
+    return BEYOND_TRAINED_LENGTH
 
 
 def _measure(model, stream, masked, length, tokenizer, metric_blocks) -> LengthMeasurement:
@@ -189,13 +287,17 @@ def extrapolate(
     masked &= stream != tokenizer.sep_token_id  # document separators are structure, not text to predict
 
     limit = position_limit(model)
+    trained, trained_source = trained_length(folder, model.config)
     measurements = []
     for length in lengths:
         if limit is not None and length > limit:
             status = f"not run: {length} tokens exceed the {limit}-position table, which cannot extrapolate"
             measurements.append(LengthMeasurement(length=length, status=status))
-        else:
-            measurements.append(_measure(model, stream, masked, length, tokenizer, metric_blocks))
+            continue
+        measurement = _measure(model, stream, masked, length, tokenizer, metric_blocks)
+        if measurement.status == OK:  # measured (not "not run: the text is too short")
+            measurement.status = length_status(length, trained, position_encoding(model), has_table=limit is not None)
+        measurements.append(measurement)
     return ExtrapolationResult(
         model=str(model_dir),
         model_type=model.config.model_type,
@@ -204,38 +306,109 @@ def extrapolate(
         mlm_probability=mlm_probability,
         seed=seed,
         position_limit=limit,
+        trained_length=trained,
+        trained_length_source=trained_source,
         lengths=[json_safe(asdict(measurement)) for measurement in measurements],
     )
 
 
+# How a measured length is drawn, by status: (marker, filled).
+_MARKERS = {
+    OK: ("o", True),
+    TRAINED_LENGTH_UNKNOWN: ("o", True),
+    BEYOND_TRAINED_LENGTH: ("o", False),
+    UNTRAINED_POSITIONS: ("X", False),
+}
+# Legend entries of the markers (a model whose trained length is unknown says so in its own entry).
+_LEGEND = {
+    OK: "within trained length",
+    BEYOND_TRAINED_LENGTH: "beyond trained length",
+    UNTRAINED_POSITIONS: "untrained positions",
+}
+
+
 def plot_extrapolation(results: Sequence[ExtrapolationResult], path: str | Path, names: Sequence[str] | None = None):
-    """Masked-LM loss against sequence length, one line per model (lengths that did not run are left out)."""
+    """Masked-LM loss against sequence length, one colour per model (lengths that did not run are left out). Within
+    the trained length the line is solid with filled circles; beyond it the line is dashed, with hollow circles
+    ("beyond trained length") or crosses ("untrained positions"), and a dotted vertical line in the model's colour
+    marks its trained length. A model whose trained length is unknown is drawn solid, "(trained length unknown)" in
+    its legend entry."""
     from .plots import _new_figure, _save
 
     figure = _new_figure(6.0, 4.0)
+    from matplotlib.lines import Line2D  # matplotlib is there: _new_figure checked
+
     axis = figure.add_subplot()
+    statuses = set()
     for index, result in enumerate(results):
-        points = [(item.length, item.loss) for item in result.measurements if item.loss is not None]
-        if points:
-            label = names[index] if names else Path(result.model).name
-            axis.plot(*zip(*points), marker="o", label=label)
+        points = [item for item in result.measurements if item.loss is not None]
+        if not points:
+            continue
+        color = f"C{index % 10}"
+        label = names[index] if names else Path(result.model).name
+        if result.trained_length is None:
+            label += " (trained length unknown)"
+        within = [item for item in points if item.status in (OK, TRAINED_LENGTH_UNKNOWN)]
+        beyond = [item for item in points if item.status not in (OK, TRAINED_LENGTH_UNKNOWN)]
+        if within:
+            axis.plot([item.length for item in within], [item.loss for item in within], color=color, label=label)
+        if beyond:
+            line = within[-1:] + beyond  # the dashed part starts at the last length within the trained length
+            axis.plot(
+                [item.length for item in line],
+                [item.loss for item in line],
+                color=color,
+                linestyle="--",
+                label=None if within else label,
+            )
+        if result.trained_length is not None:
+            axis.axvline(result.trained_length, color=color, linestyle=":", linewidth=1, alpha=0.7)
+        for status, (marker, filled) in _MARKERS.items():
+            group = [item for item in points if item.status == status]
+            if group:
+                statuses.add(status)
+                axis.plot(
+                    [item.length for item in group],
+                    [item.loss for item in group],
+                    linestyle="none",
+                    marker=marker,
+                    color=color,
+                    markerfacecolor=color if filled else "none",
+                )
     axis.set_xscale("log", base=2)
     axis.set_xlabel("sequence length (tokens)")
     axis.set_ylabel("masked-LM loss")
     axis.set_title("Length extrapolation")
     axis.grid(True, alpha=0.3)
-    if any(item.loss is not None for result in results for item in result.measurements):
-        axis.legend(fontsize=8)
+    handles, labels = axis.get_legend_handles_labels()
+    if handles:
+        for status, (marker, filled) in _MARKERS.items():
+            if status in statuses and status in _LEGEND:
+                face = "gray" if filled else "none"
+                handles.append(Line2D([], [], color="gray", linestyle="none", marker=marker, markerfacecolor=face))
+                labels.append(_LEGEND[status])
+        if any(result.trained_length is not None for result in results):
+            handles.append(Line2D([], [], color="gray", linestyle=":"))
+            labels.append("trained length")
+        axis.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the lines
     return _save(figure, path)
 
 
 def format_table(results: Sequence[ExtrapolationResult]) -> str:
-    lines = ["| model | length | loss | perplexity | locality | symmetry | status |", "|---|---|---|---|---|---|---|"]
+    """A Markdown table: one row per model and length, with the model's trained length ("unknown" when nothing
+    records it) and the length's status."""
+    lines = [
+        "| model | trained length | length | loss | perplexity | locality | symmetry | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for result in results:
+        trained = "unknown" if result.trained_length is None else str(result.trained_length)
         for item in result.measurements:
             cells = [
                 "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
                 for value in (item.loss, item.perplexity, item.locality, item.symmetry)
             ]
-            lines.append(f"| {Path(result.model).name} | {item.length} | {' | '.join(cells)} | {item.status} |")
+            lines.append(
+                f"| {Path(result.model).name} | {trained} | {item.length} | {' | '.join(cells)} | {item.status} |"
+            )
     return "\n".join(lines)

@@ -218,7 +218,13 @@ def _config_rows(config) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
 
     from ..configuration_posenc import PosEncConfig
 
-    generic = set(PreTrainedConfig().to_dict()) | {"auto_map", "architectures", "transformers_version"}
+    # trained_max_length is shown as the training's sequence length, not as a hyper-parameter.
+    generic = set(PreTrainedConfig().to_dict()) | {
+        "auto_map",
+        "architectures",
+        "transformers_version",
+        "trained_max_length",
+    }
     encoder_keys = set(PosEncConfig().to_dict())
     encoder_rows, encoding_rows = [], []
     for key, value in config.to_dict().items():

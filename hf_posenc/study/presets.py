@@ -1,4 +1,4 @@
-"""Built-in study specs: ``cpu-small`` runs on two CPU cores in about an hour; ``gpu-base`` is the paper-scale setup
+"""Built-in study specs: ``cpu-small`` runs on two CPU cores in about 50 minutes; ``gpu-base`` is the paper-scale setup
 for users with GPUs (BERT-base, Wikipedia, GLUE, three seeds, eight processes per run)."""
 
 from __future__ import annotations

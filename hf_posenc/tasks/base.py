@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .dedup import model_views
+
 __all__ = ["HeldOut", "HubDataset", "Task", "TaskKind"]
 
 
@@ -50,33 +52,67 @@ class HubDataset:
 class HeldOut:
     """A development split cut from a task's train split, the same examples on every machine and run.
 
-    ``size`` examples (a share of the train split when below 1) are drawn with a generator seeded by ``seed``; the train
-    split keeps the others, in their order. Used when the data has no development split of its own (or when its
-    only labelled evaluation split is the reported one), so that choosing a learning rate never looks at the
-    reported split.
+    ``size`` examples (a share of the train split when below 1; at most ``most``) are drawn with a generator seeded
+    by ``seed``; the train split keeps the others, in their order. Used when the data has no development split of its
+    own (or when its only labelled evaluation split is the reported one), so that choosing a learning rate never
+    looks at the reported split.
+
+    With ``group_by`` (a text column, such as the premise of a sentence pair), examples whose column reads the same to
+    the model (`hf_posenc.tasks.dedup.model_view`) form a group that goes to one split whole: the groups are drawn
+    in a seeded random order until their examples number at least ``size``, so no held-out text is also trained on.
     """
 
     split: str
     size: int | float
     seed: int = 0
     most: int | None = None
+    group_by: str | None = None
 
     def __post_init__(self) -> None:
         if not self.size > 0:
             raise ValueError(f"held-out split {self.split}: size must be above 0 (got {self.size}).")
 
-    def chosen(self, count: int) -> set[int]:
-        """The indices, among ``count`` train examples, that go to the held-out split (at most ``most``)."""
+    def _size(self, count: int) -> int:
         size = round(self.size * count) if self.size < 1 else int(self.size)
         if self.most is not None:
             size = min(size, self.most)
+        return max(size, 1)
+
+    def _rng(self) -> random.Random:
+        # A string seed of its own, so the draw is unrelated to other draws a loader makes with random.Random(seed).
+        return random.Random(f"held-out {self.split} {self.seed}")
+
+    def chosen(self, count: int) -> set[int]:
+        """The indices, among ``count`` train examples, that go to the held-out split (at most ``most``), ignoring
+        ``group_by``."""
         if count < 2:
             raise ValueError(
                 f"cannot hold out a {self.split} split from {count} train example(s); give at least 2 train examples."
             )
-        # A string seed of its own, so the draw is unrelated to other draws a loader makes with random.Random(seed).
-        rng = random.Random(f"held-out {self.split} {self.seed}")
-        return set(rng.sample(range(count), min(max(size, 1), count - 1)))
+        return set(self._rng().sample(range(count), min(self._size(count), count - 1)))
+
+    def choose(self, examples: Sequence[Mapping]) -> set[int]:
+        """The indices of the ``examples`` (the train split) that go to the held-out split: `chosen` without
+        ``group_by``, else whole groups of examples whose ``group_by`` column reads the same to the model, drawn
+        until they hold at least the held-out size (one group, at least, stays in train)."""
+        if self.group_by is None:
+            return self.chosen(len(examples))
+        groups: dict[str, list[int]] = {}
+        for index, view in enumerate(model_views(example[self.group_by] for example in examples)):
+            groups.setdefault(view, []).append(index)
+        if len(groups) < 2:
+            raise ValueError(
+                f"cannot hold out a {self.split} split by {self.group_by} from {len(groups)} distinct "
+                f"{self.group_by}(s); give train examples with at least 2 different {self.group_by}s."
+            )
+        order = list(groups.values())
+        self._rng().shuffle(order)
+        size, chosen = self._size(len(examples)), set()
+        for members in order[:-1]:
+            if len(chosen) >= size:
+                break
+            chosen.update(members)
+        return chosen
 
 
 @dataclass(frozen=True)
@@ -169,7 +205,7 @@ class Task:
             return self.loader(split, path)
         # The held-out split and the train split are two disjoint parts of the same train data.
         examples = self.loader(self.train_split, path)
-        chosen = self.held_out.chosen(len(examples))
+        chosen = self.held_out.choose(examples)
         held = split == self.held_out.split
         return [example for index, example in enumerate(examples) if (index in chosen) == held]
 

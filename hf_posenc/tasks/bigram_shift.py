@@ -9,8 +9,8 @@ spacing gives nothing away. Sentences with fewer than two different words before
 out.
 
 Example: ``A man sleeps on a bench .`` (original) and ``A man on sleeps a bench .`` (inverted).
-Splits as for `pos`: ``train`` about 118,000 sentences, ``validation`` 2,000 held out of train with seed 0,
-``test`` about 12,900 (reported).
+Splits as for `pos` (no sentence in two splits as the model reads it): ``train`` 117,602 sentences, ``validation``
+2,000 held out of train with seed 0, ``test`` 12,954 (reported).
 """
 
 from __future__ import annotations

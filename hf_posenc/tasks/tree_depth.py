@@ -7,8 +7,8 @@ between 9% and 33% of the sentences: ``<=4``, ``5``, ``6``, ``7``, ``8``, ``>=9`
 words joined by single spaces.
 
 Example: ``(ROOT (S (NP (DT A) (NN man)) (VP (VBZ sleeps)) (. .)))`` has depth 3 (ROOT, S, NP), class ``<=4``.
-Splits as for `pos`: ``train`` 118,032 sentences, ``validation`` 2,000 held out of train with seed 0, ``test``
-12,961 (reported).
+Splits as for `pos`: ``train`` 117,607 sentences, ``validation`` 2,000 held out of train with seed 0, ``test``
+12,955 (reported).
 """
 
 from __future__ import annotations

@@ -17,6 +17,13 @@ Build the arguments from keyword arguments or from flags:
 
 A run stopped by a callback before its last step (`control.should_training_stop`) keeps its checkpoints, writes
 nothing else and returns a result whose ``train_steps`` is the step it stopped at and whose ``eval_loss`` is None.
+
+``resume_from_checkpoint`` trains the steps left after the checkpoint, and ``train_loss`` is still the mean over the
+whole run: the losses Trainer logged up to the checkpoint (each weighted by the steps since the log before it) with
+this process's. A checkpoint at the last step trains nothing (Trainer alone would train one step past
+``max_steps``): when ``posenc_results.json`` already records that step, it is kept as it is and returned; otherwise
+(the run stopped between its last checkpoint and its results) the checkpoint's model is saved, evaluated and
+measured, and recorded with the mean of its logged losses.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from transformers import AutoModelForMaskedLM, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import AutoModelForMaskedLM, Trainer, TrainerCallback, TrainerState, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
 from .. import data
-from ..analysis.callback import LocalitySymmetryCallback
+from ..analysis.callback import LocalitySymmetryCallback, probe_batch_from_dataset
 from ..analysis.metrics import attention_results
+from ..analysis.model_attention import summarize_model
 from ..results import PretrainResult, json_safe, perplexity
 from .checks import check_arguments, check_data
 from .corpus import load_pretraining_data
@@ -66,6 +75,8 @@ def pretrain(
     num_train_blocks = None if corpus.streaming else len(corpus.train)  # a stream's length is not known
     check_data(data_args, training_args, num_train_blocks, len(corpus.validation))
     config = build_config(model_args, variant_args, len(corpus.tokenizer), corpus.tokenizer.pad_token_id)
+    # The length of the training blocks, saved in config.json with the model: `hf-posenc extrapolate` reads it.
+    config.trained_max_length = data_args.max_seq_length
     model = AutoModelForMaskedLM.from_config(config)
     if training_args.local_process_index == 0:
         print(
@@ -79,38 +90,145 @@ def pretrain(
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     try:
         trainer, metrics_callback = _trainer(model, corpus, data_args, run_args, training_args, callbacks)
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-        finished = trainer.state.global_step >= trainer.state.max_steps
-        eval_loss = None
-        if finished:
-            trainer.save_model()  # before evaluating: whatever happens next, the trained model is kept
-            eval_loss = trainer.evaluate().get("eval_loss")
+        run = (model_args, data_args, corpus)
+        checkpoint = _checkpoint_to_resume(training_args)
+        resumed = _checkpoint_state(checkpoint)
+        kept = None  # the results of a finished run, when this one resumes its last step
+        if resumed is not None and resumed.global_step >= _max_steps(trainer):
+            # Trainer checks max_steps only after a step, so resuming here would train one step more.
+            finished = True
+            kept = _recorded_result(training_args.output_dir, model_args.variant, resumed.global_step)
+            if kept is not None:
+                print(f"{checkpoint} is the last step ({resumed.global_step}) of a finished run: kept its results")
+                result = kept
+            else:
+                result = _finish_from_checkpoint(trainer, checkpoint, resumed, run, run_args)
+        else:
+            train_result = trainer.train(resume_from_checkpoint=checkpoint)
+            finished = trainer.state.global_step >= trainer.state.max_steps
+            eval_loss = None
+            if finished:
+                trainer.save_model()  # before evaluating: whatever happens next, the trained model is kept
+                eval_loss = trainer.evaluate().get("eval_loss")
+            summaries = metrics_callback.summaries if metrics_callback is not None else []
+            result = _result(
+                trainer,
+                run,
+                train_loss=_run_train_loss(resumed, trainer.state.global_step, train_result.training_loss),
+                eval_loss=eval_loss,
+                summary=summaries[-1][1] if summaries else None,
+            )
     finally:
         training_args.push_to_hub = push_to_hub
 
-    summaries = metrics_callback.summaries if metrics_callback is not None else []
-    result = PretrainResult(
-        variant=model_args.variant,
-        max_seq_length=data_args.max_seq_length,
-        train_steps=trainer.state.global_step,
-        train_loss=train_result.training_loss,
-        eval_loss=eval_loss,
-        perplexity=perplexity(eval_loss) if eval_loss is not None else None,
-        dataset=corpus.dataset_description,
-        tokenizer=corpus.tokenizer_description,
-        **(json_safe(attention_results(summaries[-1][1])) if summaries else {}),
-    )
     if not finished:  # stopped early (by a callback): the checkpoints are the run's record
         return result
-    print(
-        f"process {training_args.process_index}/{training_args.world_size} finished {trainer.state.global_step} steps"
-    )
+    print(f"process {training_args.process_index}/{training_args.world_size} finished {result.train_steps} steps")
     if trainer.is_world_process_zero():
-        result.save(training_args.output_dir)
+        if result is not kept:
+            result.save(training_args.output_dir)
         print(json.dumps({key: value for key, value in result.to_dict().items() if key != "per_layer"}, indent=2))
         if push_to_hub:
             publish(training_args)
     return result
+
+
+def _result(trainer, run, *, train_loss, eval_loss, summary) -> PretrainResult:
+    """The `PretrainResult` of the run in `trainer` at its current step; `run` is (model_args, data_args, corpus),
+    `summary` the last attention measurement (None when there was none)."""
+    model_args, data_args, corpus = run
+    return PretrainResult(
+        variant=model_args.variant,
+        max_seq_length=data_args.max_seq_length,
+        train_steps=trainer.state.global_step,
+        train_loss=train_loss,
+        eval_loss=eval_loss,
+        perplexity=perplexity(eval_loss) if eval_loss is not None else None,
+        dataset=corpus.dataset_description,
+        tokenizer=corpus.tokenizer_description,
+        **(json_safe(attention_results(summary)) if summary is not None else {}),
+    )
+
+
+def _checkpoint_to_resume(training_args: TrainingArguments) -> str | None:
+    """The checkpoint folder ``resume_from_checkpoint`` names (True: the last one in ``output_dir``), or None."""
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is True:
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+        if checkpoint is None:
+            raise ValueError(f"--resume_from_checkpoint: {training_args.output_dir} holds no checkpoint-N folder.")
+    return str(checkpoint) if checkpoint else None
+
+
+def _checkpoint_state(checkpoint: str | None) -> TrainerState | None:
+    """The Trainer state a checkpoint was saved with (None without a checkpoint or its trainer_state.json, which
+    Trainer then resumes at step 0)."""
+    if checkpoint is None or not (Path(checkpoint) / "trainer_state.json").is_file():
+        return None
+    return TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+
+
+def _max_steps(trainer: Trainer) -> int:
+    """The optimizer steps this run takes in all, as Trainer counts them (`max_steps`, or the epochs' worth)."""
+    if trainer.args.max_steps > 0:
+        return trainer.args.max_steps
+    return trainer.set_initial_training_values(trainer.args, trainer.get_train_dataloader())[-1]
+
+
+def _recorded_result(output_dir: str, variant: str, step: int) -> PretrainResult | None:
+    """The results ``output_dir`` already holds for `variant` trained to `step`, or None."""
+    if not PretrainResult.exists_in(output_dir):
+        return None
+    recorded = PretrainResult.load(output_dir)
+    return recorded if (recorded.variant, recorded.train_steps) == (variant, step) else None
+
+
+def _logged_losses(log_history: list[dict], up_to_step: int) -> tuple[float, int]:
+    """The sum of the training losses Trainer logged up to `up_to_step`, each times the steps since the log
+    before it (each log is the mean of those steps), and how many steps they cover."""
+    total, previous = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry and previous < entry["step"] <= up_to_step:
+            total += entry["loss"] * (entry["step"] - previous)
+            previous = entry["step"]
+    return total, previous
+
+
+def _run_train_loss(resumed: TrainerState | None, step: int, process_loss: float) -> float:
+    """The mean training loss of the run up to `step`: Trainer's `process_loss` covers the steps of this process
+    only, so a resumed run adds the losses logged before its checkpoint."""
+    if resumed is None:
+        return process_loss
+    earlier_total, earlier_steps = _logged_losses(resumed.log_history, resumed.global_step)
+    trained = step - resumed.global_step
+    if earlier_steps < resumed.global_step:
+        print(
+            f"train_loss averages {earlier_steps + trained} of the {step} steps: no loss was logged for steps "
+            f"{earlier_steps + 1} to {resumed.global_step} before the checkpoint (log on its steps to count them)"
+        )
+    if earlier_steps + trained == 0:
+        return process_loss
+    return (earlier_total + process_loss * trained) / (earlier_steps + trained)
+
+
+def _finish_from_checkpoint(trainer, checkpoint: str, resumed: TrainerState, run, run_args) -> PretrainResult:
+    """The end of a run whose last step is in `checkpoint` but whose results were never written: its model is
+    saved, evaluated and measured like a run that has just trained, without training a step."""
+    trainer._load_from_checkpoint(checkpoint)  # the weights, as Trainer loads them when it resumes
+    trainer.state = resumed
+    trainer.save_model()
+    eval_loss = trainer.evaluate().get("eval_loss")
+    summary = None
+    if run_args.posenc_metrics and trainer.is_world_process_zero():  # as LocalitySymmetryCallback measures
+        model, validation = trainer.accelerator.unwrap_model(trainer.model), run[2].validation
+        pad_token_id = getattr(model.config, "pad_token_id", None) or 0
+        probe = probe_batch_from_dataset(validation, run_args.posenc_probe_sequences, pad_token_id)
+        summary = summarize_model(model, probe)
+    total, steps = _logged_losses(resumed.log_history, resumed.global_step)
+    if steps < resumed.global_step:
+        print(f"train_loss averages the {steps} of {resumed.global_step} steps whose losses were logged")
+    print(f"{checkpoint} is the last step ({resumed.global_step}) of the run: evaluated it without training")
+    return _result(trainer, run, train_loss=total / steps if steps else None, eval_loss=eval_loss, summary=summary)
 
 
 def _trainer(model, corpus, data_args, run_args, training_args, callbacks):

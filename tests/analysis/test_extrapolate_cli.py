@@ -1,4 +1,7 @@
-"""`hf-posenc extrapolate`, in-process: a JSON per model, one plot, a table with the fixed table reported."""
+"""`hf-posenc extrapolate`, in-process: a JSON per model, one plot, a table with the trained length, the lengths beyond
+it marked and the fixed table reported."""
+
+import json
 
 import pytest
 from conftest import SENTENCES, tiny_config
@@ -10,19 +13,33 @@ from hf_posenc.analysis.extrapolation import ExtrapolationResult
 
 def test_extrapolate_command_writes_results_and_a_plot(tmp_path, tiny_tokenizer, capsys):
     pytest.importorskip("matplotlib")
-    for variant in ("alibi", "learned"):
-        config = tiny_config(variant, vocab_size=len(tiny_tokenizer), max_position_embeddings=24)
-        AutoModelForMaskedLM.from_config(config).save_pretrained(tmp_path / variant)
-        tiny_tokenizer.save_pretrained(tmp_path / variant)
+    # Trained on 16-token blocks (as pretraining records it in config.json), except "foreign", which says nothing.
+    for name, variant, trained in (("alibi", "alibi", 16), ("learned", "learned", 16), ("foreign", "rope", None)):
+        recorded = {} if trained is None else {"trained_max_length": trained}
+        config = tiny_config(variant, vocab_size=len(tiny_tokenizer), max_position_embeddings=24, **recorded)
+        AutoModelForMaskedLM.from_config(config).save_pretrained(tmp_path / name)
+        tiny_tokenizer.save_pretrained(tmp_path / name)
     texts = tmp_path / "held_out.txt"
     texts.write_text("\n\n".join("\n".join([sentence] * 3) for sentence in SENTENCES * 6) + "\n")
     output = tmp_path / "out"
-    argv = ["extrapolate", str(tmp_path / "alibi"), str(tmp_path / "learned"), "--lengths", "16", "40"]
+    models = [str(tmp_path / name) for name in ("alibi", "learned", "foreign")]
+    argv = ["extrapolate", *models, "--lengths", "16", "20", "40"]
     assert cli.main([*argv, "--texts", str(texts), "--output", str(output)]) == 0
     printed = capsys.readouterr().out
-    assert "| learned | 40 | n/a | n/a | n/a | n/a | not run: 40 tokens exceed the 24-position table" in printed
+    assert "| model | trained length | length | loss | perplexity | locality | symmetry | status |" in printed
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in printed.splitlines()]
+    rows = {tuple(row[:3]): row[-1] for row in cells if len(row) == 8}  # (model, trained length, length) -> status
+    assert rows[("learned", "16", "16")] == rows[("alibi", "16", "16")] == "ok"
+    assert rows[("learned", "16", "20")] == "untrained positions"
+    assert rows[("alibi", "16", "20")] == rows[("alibi", "16", "40")] == "beyond trained length"
+    assert rows[("foreign", "unknown", "40")] == "trained length unknown"
+    assert "trained length unknown for foreign: neither config.json (trained_max_length) nor" in printed
+    assert "| learned | 16 | 40 | n/a | n/a | n/a | n/a | not run: 40 tokens exceed the 24-position table" in printed
     alibi = ExtrapolationResult.load(output / "alibi")
-    assert [item.status for item in alibi.measurements] == ["ok", "ok"]
+    assert [item.status for item in alibi.measurements] == ["ok", "beyond trained length", "beyond trained length"]
+    assert alibi.trained_length == 16 and alibi.trained_length_source == "config.json trained_max_length"
+    saved = json.loads((output / "learned" / "extrapolation_results.json").read_text())
+    assert [item["status"] for item in saved["lengths"]][:2] == ["ok", "untrained positions"]
     assert (output / "extrapolation.png").stat().st_size > 1000
 
 

@@ -1,22 +1,39 @@
-"""Length extrapolation: the same masked tokens at every length, fixed tables reported, results and plot written."""
+"""Length extrapolation: the same masked tokens at every length, fixed tables reported, lengths beyond the trained
+length marked (untrained position rows apart from the rest), results and plot written."""
 
+import json
 import math
 
 import pytest
-from conftest import SENTENCES, tiny_config
+from conftest import ALL, SENTENCES, tiny_config
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 
+import hf_posenc
 from hf_posenc.analysis import extrapolation
-from hf_posenc.analysis.extrapolation import ExtrapolationResult, extrapolate
+from hf_posenc.analysis.extrapolation import (
+    BEYOND_TRAINED_LENGTH,
+    OK,
+    TRAINED_LENGTH_UNKNOWN,
+    UNTRAINED_POSITIONS,
+    ExtrapolationResult,
+    extrapolate,
+)
+from hf_posenc.training import pretrain, pretrain_arguments
 
 DOCUMENTS = [[sentence] * 3 for sentence in SENTENCES] * 6
 
 
 def save_tiny(folder, variant, tokenizer, **overrides):
+    """A tiny untrained model of `variant` with a 24-row table; `trained_max_length=N` records a trained length as
+    pretraining does."""
     config = tiny_config(variant, vocab_size=len(tokenizer), max_position_embeddings=24, **overrides)
     AutoModelForMaskedLM.from_config(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def statuses(result: ExtrapolationResult) -> dict[int, str]:
+    return {item.length: item.status for item in result.measurements}
 
 
 def test_same_tokens_are_masked_at_every_length(tiny_tokenizer):
@@ -27,8 +44,8 @@ def test_same_tokens_are_masked_at_every_length(tiny_tokenizer):
 
 
 def test_extrapolating_variant_runs_every_length_and_fixed_table_is_reported(tmp_path, tiny_tokenizer):
-    rope = save_tiny(tmp_path / "rope", "rope", tiny_tokenizer)
-    learned = save_tiny(tmp_path / "learned", "learned", tiny_tokenizer)
+    rope = save_tiny(tmp_path / "rope", "rope", tiny_tokenizer, trained_max_length=48)
+    learned = save_tiny(tmp_path / "learned", "learned", tiny_tokenizer, trained_max_length=16)
     results = [extrapolate(folder, [16, 48], DOCUMENTS, text_name="test sentences") for folder in (rope, learned)]
 
     rope_16, rope_48 = results[0].measurements
@@ -68,5 +85,133 @@ def test_a_stock_bert_is_limited_by_its_position_table(tmp_path, tiny_tokenizer)
     )
     BertForMaskedLM(config).save_pretrained(tmp_path)
     tiny_tokenizer.save_pretrained(tmp_path)
-    short, long = extrapolate(tmp_path, [16, 32], DOCUMENTS).measurements
-    assert short.status == "ok" and long.status.startswith("not run: 32 tokens exceed the 20-position table")
+    result = extrapolate(tmp_path, [16, 32], DOCUMENTS)
+    short, long = result.measurements
+    # Nothing says how long its training blocks were: its table's 20 rows are not taken for the trained length.
+    assert result.trained_length is None and result.trained_length_source == "unknown"
+    assert short.status == TRAINED_LENGTH_UNKNOWN and short.loss is not None
+    assert long.status.startswith("not run: 32 tokens exceed the 20-position table")
+
+
+# ------------------------------------------------------------------------------------- the trained length
+def test_pretraining_records_the_trained_length_and_extrapolation_reads_it(tmp_path):
+    """A real (two-step) pretraining run with 16-token blocks: config.json records 16, and a learned table measured
+    at 24 tokens is marked as reading untrained positions; beyond its 24-row table it is not run."""
+    output = tmp_path / "run"
+    pretrain(
+        **pretrain_arguments(
+            variant="learned",
+            corpus="stdlib",
+            vocab_size=200,
+            max_seq_length=16,
+            config_overrides="hidden_size=32,num_hidden_layers=1,num_attention_heads=2,intermediate_size=64,"
+            "max_position_embeddings=24",
+            per_device_train_batch_size=4,
+            per_device_eval_batch_size=64,
+            max_steps=2,
+            posenc_metrics=False,
+            output_dir=str(output),
+            report_to="none",
+            disable_tqdm=True,
+            dataloader_pin_memory=False,
+        )
+    )
+    assert json.loads((output / "config.json").read_text())["trained_max_length"] == 16
+    result = extrapolate(output, [12, 16, 24, 32], DOCUMENTS)
+    assert (result.trained_length, result.trained_length_source) == (16, "config.json trained_max_length")
+    found = statuses(result)
+    assert found[12] == found[16] == OK and found[24] == UNTRAINED_POSITIONS
+    assert found[32].startswith("not run: 32 tokens exceed the 24-position table")
+
+
+def test_posenc_results_json_is_the_fallback_and_without_it_the_length_is_unknown(tmp_path, tiny_tokenizer):
+    folder = save_tiny(tmp_path / "alibi", "alibi", tiny_tokenizer)
+    unknown = extrapolate(folder, [16, 24], DOCUMENTS)
+    assert (unknown.trained_length, unknown.trained_length_source) == (None, "unknown")
+    assert statuses(unknown) == {16: TRAINED_LENGTH_UNKNOWN, 24: TRAINED_LENGTH_UNKNOWN}
+    assert all(item.loss is not None for item in unknown.measurements)  # measured all the same
+
+    # A run saved before config.json recorded the length: posenc_results.json's max_seq_length says it.
+    (folder / "posenc_results.json").write_text(json.dumps({"variant": "alibi", "max_seq_length": 16}))
+    result = extrapolate(folder, [16, 24], DOCUMENTS)
+    assert (result.trained_length, result.trained_length_source) == (16, "posenc_results.json max_seq_length")
+    assert statuses(result) == {16: OK, 24: BEYOND_TRAINED_LENGTH}
+
+
+def test_a_bad_recorded_length_is_refused(tmp_path, tiny_tokenizer):
+    folder = save_tiny(tmp_path / "rope", "rope", tiny_tokenizer, trained_max_length="long")
+    with pytest.raises(ValueError, match="trained_max_length is 'long', not a sequence length"):
+        extrapolate(folder, [16], DOCUMENTS)
+
+
+# --------------------------------------------------------------------------- which lengths are marked how
+@pytest.mark.parametrize(
+    ("variant", "overrides"),
+    [("learned", {}), ("tupe", {}), ("attenuated", {"attenuation_form": "learned_table", "attenuation_strength": 0.1})],
+)
+def test_learned_position_tables_are_marked_untrained_beyond_the_trained_length(
+    tmp_path, tiny_tokenizer, variant, overrides
+):
+    folder = save_tiny(tmp_path / variant, variant, tiny_tokenizer, trained_max_length=16, **overrides)
+    result = extrapolate(folder, [12, 16, 20, 24, 48], DOCUMENTS)
+    found = statuses(result)
+    assert found[12] == found[16] == OK
+    assert found[20] == found[24] == UNTRAINED_POSITIONS
+    assert found[48].startswith("not run: 48 tokens exceed the 24-position table")  # attenuated's table too
+    assert all(item.loss is not None for item in result.measurements if item.length <= 24)
+
+
+@pytest.mark.parametrize("variant", ["rope", "sinusoidal", "shaw"])
+def test_encodings_without_untrained_rows_are_marked_beyond_the_trained_length(tmp_path, tiny_tokenizer, variant):
+    # shaw's tiny table clips distances at 8, all of which 16-token blocks reach.
+    folder = save_tiny(tmp_path / variant, variant, tiny_tokenizer, trained_max_length=16)
+    found = statuses(extrapolate(folder, [16, 24, 48], DOCUMENTS))
+    assert found == {16: OK, 24: BEYOND_TRAINED_LENGTH, 48: BEYOND_TRAINED_LENGTH}
+
+
+def test_relative_tables_are_untrained_only_where_longer_distances_reach_new_rows(tmp_path, tiny_tokenizer):
+    """t5 with 16 buckets up to distance 32: blocks of 48 reach every bucket, blocks of 16 do not; shaw clipped at
+    32 reads rows for distances 16..31 that blocks of 16 never reached."""
+    t5 = save_tiny(tmp_path / "t5", "t5", tiny_tokenizer, trained_max_length=48)
+    assert statuses(extrapolate(t5, [48, 64], DOCUMENTS)) == {48: OK, 64: BEYOND_TRAINED_LENGTH}
+    t5_short = save_tiny(tmp_path / "t5_short", "t5", tiny_tokenizer, trained_max_length=16)
+    assert statuses(extrapolate(t5_short, [16, 24], DOCUMENTS)) == {16: OK, 24: UNTRAINED_POSITIONS}
+    shaw = save_tiny(tmp_path / "shaw", "shaw", tiny_tokenizer, trained_max_length=16, max_relative_position=32)
+    assert statuses(extrapolate(shaw, [16, 24], DOCUMENTS)) == {16: OK, 24: UNTRAINED_POSITIONS}
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_every_variant_has_a_status_beyond_its_trained_length(variant):
+    """Without running the model: the rule per variant, on the tiny configs' tables (trained on 16, measured at
+    1024; the fixed tables' limit is not this function's business)."""
+    encoding = hf_posenc.ENCODINGS[variant](tiny_config(variant))
+    table = {"learned", "tupe", "shaw", "huang", "t5", "deberta"}  # tiny shaw/huang clip at 8: trained rows only
+    expected = UNTRAINED_POSITIONS if variant in table - {"shaw", "huang"} else BEYOND_TRAINED_LENGTH
+    assert extrapolation.length_status(1024, 16, encoding) == expected
+    assert extrapolation.length_status(16, 16, encoding) == OK
+    assert extrapolation.length_status(16, None, encoding) == TRAINED_LENGTH_UNKNOWN
+
+
+def test_the_plot_draws_lengths_beyond_the_trained_length_hollow_and_names_them(tmp_path, tiny_tokenizer, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from hf_posenc.analysis import plots
+
+    learned = save_tiny(tmp_path / "learned", "learned", tiny_tokenizer, trained_max_length=16)
+    alibi = save_tiny(tmp_path / "alibi", "alibi", tiny_tokenizer, trained_max_length=16)
+    results = [extrapolate(folder, [16, 24], DOCUMENTS) for folder in (learned, alibi)]
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: figures.append(figure) or path)
+    extrapolation.plot_extrapolation(results, tmp_path / "plot.png")
+    axis = figures[0].axes[0]
+    legend = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert legend == ["learned", "alibi", "within trained length", "beyond trained length", "untrained positions",
+                      "trained length"]  # fmt: skip
+    hollow = [line for line in axis.lines if line.get_markerfacecolor() == "none" and line.get_xdata().size]
+    assert {(line.get_marker(), tuple(line.get_xdata())) for line in hollow} == {("X", (24,)), ("o", (24,))}
+    dashed = [line for line in axis.lines if line.get_linestyle() == "--"]
+    assert [tuple(line.get_xdata()) for line in dashed] == [(16, 24), (16, 24)]
+    trained_lines = [line for line in axis.lines if line.get_linestyle() == ":" and line.get_xdata()[0] == 16]
+    assert len(trained_lines) == 2
+    # And the real PNG.
+    monkeypatch.undo()
+    assert extrapolation.plot_extrapolation(results, tmp_path / "plot.png").stat().st_size > 1000

@@ -57,6 +57,30 @@ def test_nonsense_configurations_are_refused(overrides, message):
 
 
 @pytest.mark.parametrize(
+    "variant, overrides, message",
+    [
+        ("alibi", {"alibi_symmetric": "no"}, "alibi_symmetric must be true or false; got 'no'"),
+        ("alibi", {"alibi_learnable_slopes": 1}, "alibi_learnable_slopes must be true or false"),
+        ("attenuated", {"attenuation_strength": True}, r"attenuation_strength \(w\) must be a finite number"),
+        ("attenuated", {"attenuation_learnable": "yes"}, "attenuation_learnable must be true or false"),
+        ("rope", {"rope_theta": float("inf")}, "rope_theta must be a finite number > 1"),
+        ("rope", {"rope_theta": "10000"}, "rope_theta must be a finite number > 1"),
+        ("tupe", {"tupe_untie_cls": "false"}, "tupe_untie_cls must be true or false"),
+        ("fire", {"fire_hidden_size": 0}, "fire_hidden_size must be a whole number >= 1"),
+        ("shaw", {"max_relative_position": True}, "max_relative_position must be a whole number >= 1"),
+        ("sinusoidal", {"sinusoidal_scale_embeddings": "true"}, "sinusoidal_scale_embeddings must be true or false"),
+        ("deberta", {"deberta_position_to_content": "v3"}, "deberta_position_to_content must be one of 'official'"),
+        ("learned", {"pre_layer_norm": "False"}, "pre_layer_norm must be true or false"),
+        ("rope", {"posenc_revision": 0}, "posenc_revision=0: this hf_posenc knows revisions 1 to 2"),
+    ],
+)
+def test_options_of_the_wrong_type_are_refused_not_taken_for_true(variant, overrides, message):
+    """A string such as "no" is truthy and True counts as 1 in Python: either would silently change the model."""
+    with pytest.raises(ValueError, match=message):
+        tiny_config(variant, **overrides)
+
+
+@pytest.mark.parametrize(
     "ids, message",
     [
         (torch.rand(2, 5), "2-D integer tensor"),

@@ -8,6 +8,7 @@ import pytest
 
 from hf_posenc.tasks import TASKS, HeldOut, TaskKind, get_task
 from hf_posenc.tasks.bigram_shift import BIGRAM_SHIFT, invert_bigram
+from hf_posenc.tasks.dedup import model_view
 from hf_posenc.tasks.parse import parse_tree
 from hf_posenc.tasks.pos import PENN_TREEBANK_TAGS, POS
 from hf_posenc.tasks.sentiment import SENTIMENT
@@ -27,28 +28,34 @@ def test_registry_holds_the_built_in_tasks_and_glue():
 def test_sentiment_splits_are_fixed_disjoint_and_cover_the_snippets():
     splits = {split: SENTIMENT.load(split) for split in SENTIMENT.splits}
     assert {split: len(examples) for split, examples in splits.items()} == {
-        "train": 10202,
+        "train": 10201,
         "validation": 1275,
         "test": 1275,
     }
-    texts = [{example["text"] for example in examples} for examples in splits.values()]
-    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
+    texts = [{model_view(example["text"]) for example in examples} for examples in splits.values()]
+    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])  # as the model reads them
     assert {example["label"] for example in splits["test"]} == {"fresh", "rotten"}
     assert {"text": "A three-hour cinema master class.", "label": "fresh"} in splits["train"] + splits["test"] + splits[
         "validation"
     ]
 
 
-def test_snli_development_split_is_held_out_of_train():
-    train, validation = SNLI.load("train"), SNLI.load("validation")
-    assert (len(train), len(validation)) == (97890, 2000)
-    assert not {pair["pairID"] for pair in train} & {pair["pairID"] for pair in validation}
-    assert SNLI.load("validation")[:3] == validation[:3]  # the same pairs every time
+def test_snli_development_split_is_held_out_of_train_by_premise():
+    train, validation, test = SNLI.load("train"), SNLI.load("validation"), SNLI.load("test")
+    assert (len(train), len(validation), len(test)) == (97886, 2001, 9824)
+    premises = [{model_view(pair["sentence1"]) for pair in split} for split in (train, validation, test)]
+    assert len(premises[1]) == 511 and not premises[0] & premises[1] and not premises[0] & premises[2]
+    # The same pairs on every run and machine.
+    assert [pair["pairID"] for pair in validation[:3]] == [
+        "3637966641.jpg#1r1n",
+        "3637966641.jpg#1r1e",
+        "3637966641.jpg#1r1c",
+    ]
 
 
 def test_pos_reads_words_and_tags_from_the_parses():
     test = POS.load("test")
-    assert len(test) == 12961 and len({" ".join(example["words"]) for example in test}) == len(test)
+    assert len(test) == 12955 and len({model_view(example["words"]) for example in test}) == len(test)
     assert all(len(example["words"]) == len(example["tags"]) for example in test)
     assert {tag for example in test for tag in example["tags"]} <= set(PENN_TREEBANK_TAGS)
     assert POS.label_ids({"words": ["A", "man"], "tags": ["DT", "NN"]}) == [
@@ -59,7 +66,7 @@ def test_pos_reads_words_and_tags_from_the_parses():
 
 def test_bigram_shift_inverts_two_adjacent_words_in_half_of_the_sentences():
     test = BIGRAM_SHIFT.load("test")
-    assert len(test) > 12900 and sum(example["label"] == "inverted" for example in test) == len(test) // 2
+    assert len(test) == 12954 and sum(example["label"] == "inverted" for example in test) == len(test) // 2
     assert BIGRAM_SHIFT.load("test")[:50] == test[:50]  # deterministic
     originals = {tuple(example["words"]) for example in POS.load("test")}
     for example in test[:300]:
@@ -78,13 +85,16 @@ def test_tree_depth_counts_constituents_above_the_tags():
     assert tree_depth(tree) == 5  # ROOT, S, VP, PP, NP
     assert [depth_class(depth) for depth in (2, 4, 5, 8, 9, 15)] == ["<=4", "<=4", "5", "8", ">=9", ">=9"]
     test = TREE_DEPTH.load("test")
-    assert len(test) == 12961 and {example["label"] for example in test} == set(TREE_DEPTH.label_names)
+    assert len(test) == 12955 and {example["label"] for example in test} == set(TREE_DEPTH.label_names)
 
 
 def test_a_held_out_split_comes_from_the_given_train_file(tmp_path):
-    record = {"sentence1": "A man sleeps.", "sentence2_parse": "(ROOT (S (NP (DT A) (NN man)) (VP (VBZ naps))))"}
+    record = {"sentence2_parse": "(ROOT (S (NP (DT A) (NN man)) (VP (VBZ naps))))"}
     labels = ["entailment", "neutral", "contradiction"]
-    rows = [{**record, "sentence2": f"A man naps {index}.", "gold_label": labels[index % 3]} for index in range(30)]
+    rows = [
+        {**record, "sentence1": f"A man sleeps {index}.", "sentence2": f"A man naps {index}.", "gold_label": label}
+        for index, label in enumerate(labels * 10)
+    ]
     file = tmp_path / "snli_1.0_train.jsonl"
     file.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     held = HeldOut("validation", 0.2, seed=1)

@@ -188,13 +188,16 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
     stopped = run_pretrain([*run, "--output_dir", str(interrupted)], callbacks=[StopAtStep(6)])
     assert stopped.train_steps == 6 and stopped.eval_loss is None
     assert not (interrupted / "checkpoint-12").exists() and not PretrainResult.exists_in(interrupted)
-    run_pretrain(
+    resumed_result = run_pretrain(
         [*run, "--output_dir", str(interrupted), "--resume_from_checkpoint", str(interrupted / "checkpoint-6")]
     )
     expected, resumed = loss_by_step(straight, "checkpoint-12"), loss_by_step(interrupted, "checkpoint-12")
     assert sorted(resumed) == sorted(expected) == [3, 6, 9, 12]
     for step in (9, 12):
         assert resumed[step] == pytest.approx(expected[step], rel=1e-5)
+    # The resumed run's train_loss is the whole run's mean (steps 1-12), as the uninterrupted run's is.
+    assert resumed_result.train_steps == 12 and not (interrupted / "checkpoint-13").exists()
+    assert resumed_result.train_loss == pytest.approx(PretrainResult.load(straight).train_loss, rel=1e-5)
 
 
 @pytest.mark.parametrize(
