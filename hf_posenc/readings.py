@@ -5,6 +5,8 @@ pairs at once, and the comparison of differences between runs with the noise bet
   ordering enumerated) up to `EXACT_UP_TO` points, else from a seeded Monte Carlo sample of orderings.
 - `holm(p_values)`: Holm's step-down adjustment for a family of tests (controls the family-wise error rate).
 - `seed_noise(values_by_run)`: whether runs differ by more than their seeds do (one-way ANOVA over seeds).
+- `majority_label(labels)` and `chance_verdict(score, chance, ...)`: the score of always answering the most frequent
+  label of the sample, and whether a score beats it by more than its noise ("not above chance" otherwise).
 
 scipy's default Spearman p-value is asymptotic and far too small at n = 5 (Spearman 1 gives p = 1.4e-24 where the
 exact p is 2/120); these are the ones a report should print.
@@ -19,7 +21,18 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["EXACT_UP_TO", "MONTE_CARLO_ORDERINGS", "holm", "permutation_correlation", "seed_noise"]
+__all__ = [
+    "ABOVE_CHANCE",
+    "EXACT_UP_TO",
+    "MONTE_CARLO_ORDERINGS",
+    "NOISE_MULTIPLE",
+    "NOT_ABOVE_CHANCE",
+    "chance_verdict",
+    "holm",
+    "majority_label",
+    "permutation_correlation",
+    "seed_noise",
+]
 
 EXACT_UP_TO = 8  # 8! = 40,320 orderings: enumerated in a few milliseconds
 MONTE_CARLO_ORDERINGS = 100_000  # above that, p is estimated to about +-0.002 at p = 0.05
@@ -102,4 +115,43 @@ def seed_noise(values_by_run: Mapping[str, Sequence[float]], significance: float
     else:
         result["p"] = float(f_oneway(*groups).pvalue)
     result["verdict"] = "differ beyond seed noise" if result["p"] < significance else "within seed noise"
+    return result
+
+
+ABOVE_CHANCE = "above chance"
+NOT_ABOVE_CHANCE = "not above chance"
+NOISE_MULTIPLE = 2.0  # a score must beat chance by more than twice its noise (about a one-sided 98% margin)
+
+
+def majority_label(labels: Sequence):
+    """The most frequent label of a sample (the first one seen, on a tie): what a model that learned nothing but the
+    class balance answers. Score it with the task's own metric to get the sample's chance level."""
+    from collections import Counter
+
+    if len(labels) == 0:
+        raise ValueError("majority_label needs at least one label.")
+    counts = Counter(labels)
+    return max(counts, key=counts.get)
+
+
+def chance_verdict(
+    score: float | None, chance: float | None, *, seed_std: float | None = None, n: int | None = None
+) -> dict:
+    """Whether `score` beats the `chance` level of the same sample by more than its noise, for a metric where higher
+    is better. The noise is the standard deviation over seeds when there are several (`seed_std`), else the standard
+    error of a chance-level accuracy on `n` examples, sqrt(chance (1 - chance) / n); a score must exceed chance by
+    `NOISE_MULTIPLE` times it. Returns chance, margin, noise, where the noise came from and the verdict:
+    `ABOVE_CHANCE`, `NOT_ABOVE_CHANCE`, or "unknown" when the score, the chance level or the noise is missing."""
+    result = {"chance": chance, "margin": None, "noise": None, "noise_from": None, "verdict": "unknown"}
+    if score is None or chance is None or not math.isfinite(score) or not math.isfinite(chance):
+        return result
+    result["margin"] = score - chance
+    if seed_std is not None and math.isfinite(seed_std):
+        result["noise"], result["noise_from"] = seed_std, "seeds"
+    elif n and 0 <= chance <= 1:
+        result["noise"], result["noise_from"] = math.sqrt(chance * (1 - chance) / n), "binomial"
+    else:
+        return result
+    above = result["margin"] > NOISE_MULTIPLE * result["noise"]
+    result["verdict"] = ABOVE_CHANCE if above else NOT_ABOVE_CHANCE
     return result

@@ -137,3 +137,22 @@ def test_noise_table_uses_the_shared_seeds():
     (entry,) = noise_table(units, ["perplexity"])
     assert entry["runs"] == 2 and entry["verdict"] == "within seed noise"
     assert entry["within_std"] == pytest.approx(math.sqrt(2.0))  # seeds 1 and 2 only; seed 3 of 'a' is left out
+
+
+def test_majority_label_and_the_chance_verdict():
+    from hf_posenc.readings import ABOVE_CHANCE, NOT_ABOVE_CHANCE, chance_verdict, majority_label
+
+    assert majority_label(["fresh", "rotten", "fresh"]) == "fresh"
+    assert majority_label([0, 1]) == 0  # a tie: the first seen
+    with pytest.raises(ValueError, match="at least one label"):
+        majority_label([])
+    # The demo's 59.1% sentiment accuracy is the majority share of its 1,000 test snippets: not above chance.
+    at_chance = chance_verdict(0.591, 0.591, n=1000)
+    assert at_chance["verdict"] == NOT_ABOVE_CHANCE and at_chance["noise_from"] == "binomial"
+    assert at_chance["noise"] == pytest.approx(math.sqrt(0.591 * 0.409 / 1000))
+    # bigram_shift at 0.612 against a 0.54 majority on 1,000 examples: about 4.6 standard errors above.
+    assert chance_verdict(0.612, 0.54, n=1000)["verdict"] == ABOVE_CHANCE
+    # With seeds, their spread is the noise: 0.03 above chance with a seed std of 0.02 is not enough.
+    assert chance_verdict(0.62, 0.59, seed_std=0.02, n=1000)["verdict"] == NOT_ABOVE_CHANCE
+    assert chance_verdict(None, 0.5, n=10)["verdict"] == "unknown"
+    assert chance_verdict(0.7, 0.0)["verdict"] == "unknown"  # MCC-like chance of 0 and no noise estimate
