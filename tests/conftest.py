@@ -5,6 +5,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -70,3 +74,17 @@ def tiny_tokenizer():
     from hf_posenc import data
 
     return data.train_wordpiece_tokenizer([SENTENCES] * 30, vocab_size=120, min_frequency=1)
+
+
+def run_without_hf_posenc(script: str, arguments: list[str], folder) -> dict:
+    """Run `script` in a fresh Python process that cannot import hf_posenc (as a Hub user loads a model with
+    trust_remote_code), with `arguments`, in `folder`; return the JSON its last printed line holds."""
+    result = subprocess.run(
+        [sys.executable, "-c", 'import sys; sys.modules["hf_posenc"] = None\n' + script, *arguments],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env={"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(folder / "modules"), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

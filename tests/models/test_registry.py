@@ -1,13 +1,11 @@
 """The variant registry, the Auto classes of every head, saving, and loading as remote code without hf_posenc."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 import transformers
-from conftest import ALL, random_ids, tiny_config, tiny_mlm
+from conftest import ALL, random_ids, run_without_hf_posenc, tiny_config, tiny_mlm
 from transformers import AutoConfig, AutoModelForMaskedLM
 
 import hf_posenc
@@ -70,7 +68,6 @@ def test_save_and_reload_in_process_gives_identical_outputs(tmp_path):
 
 CLEAN_PROCESS_LOAD = r"""
 import json, sys
-sys.modules["hf_posenc"] = None  # `import hf_posenc` now raises ImportError
 import torch
 from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 from transformers import AutoModelForTokenClassification
@@ -105,15 +102,7 @@ def test_every_variant_loads_with_trust_remote_code_where_hf_posenc_is_not_impor
                 folder / "reference.pt",
             )
         folders.append(str(folder))
-    result = subprocess.run(
-        [sys.executable, "-c", CLEAN_PROCESS_LOAD, *folders],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_without_hf_posenc(CLEAN_PROCESS_LOAD, folders, tmp_path)
     for variant, folder in zip(ALL, folders):
         prefix = hf_posenc.VARIANTS[variant].__name__.removesuffix("Config")
         assert report[folder] == [

@@ -5,13 +5,11 @@ existed (make_fixtures.py, run at commit 6f71d41), with their outputs."""
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import random_ids, tiny_config, tiny_mlm
+from conftest import random_ids, run_without_hf_posenc, tiny_config, tiny_mlm
 from safetensors.torch import load_file
 from transformers import AutoModel
 
@@ -94,7 +92,6 @@ def test_the_revision_survives_a_dict_round_trip():
 
 CLEAN_PROCESS = r"""
 import json, sys
-sys.modules["hf_posenc"] = None
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModel
@@ -116,15 +113,7 @@ def test_the_hub_code_saved_today_computes_old_models_as_they_were(tmp_path):
         AutoModel.from_pretrained(FIXTURES / variant).save_pretrained(tmp_path / variant)
         shutil.copy(FIXTURES / variant / "expected_outputs.safetensors", tmp_path / variant)
         folders.append(str(tmp_path / variant))
-    result = subprocess.run(
-        [sys.executable, "-c", CLEAN_PROCESS, *folders],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    differences = json.loads(result.stdout.strip().splitlines()[-1])
+    differences = run_without_hf_posenc(CLEAN_PROCESS, folders, tmp_path)
     assert all(difference < 1e-5 for difference in differences.values()), differences
 
 
