@@ -122,7 +122,13 @@ class ProbeResult(ResultFile):
     """Written by `hf-posenc probe`: accuracy on SNLI test and on each word-order probe.
 
     `probes` holds accuracies as fractions (plus "still_entailment", the share of role swaps still answered
-    "entailment"); `deltas` the points against the original test set, as in the printed table."""
+    "entailment"); `deltas` the points against the original test set, as in the printed table.
+
+    `chance` is the SNLI accuracy of always answering the most frequent gold label of the same test pairs
+    (`readings.majority_label`) and `verdict` the `readings.chance_verdict` of the original accuracy against it:
+    "above chance", "not above chance" or "unknown" (files written before these fields existed). When the model is
+    not above chance its deltas are not deltas: `deltas` keeps the raw numbers but `deltas_meaningful` is False
+    (None when unknown). `details["chance"]` holds the whole reading (margin, noise, where the noise came from)."""
 
     FILE_NAME: ClassVar[str] = "probe_results.json"
 
@@ -136,9 +142,17 @@ class ProbeResult(ResultFile):
     locality: float | None = None
     symmetry: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    chance: float | None = None
+    verdict: str = "unknown"
+    deltas_meaningful: bool | None = None
 
     def card_results(self) -> dict[str, Any]:
-        return {"probes": {name: value for name, value in self.probes.items() if value is not None}}
+        values: dict[str, Any] = {"probes": {name: value for name, value in self.probes.items() if value is not None}}
+        if self.chance is not None:
+            values["probe_chance"] = self.chance
+        if self.verdict != "unknown":
+            values["probe_verdict"] = self.verdict
+        return values
 
 
 @dataclass
@@ -154,8 +168,13 @@ class FinetuneResult(ResultFile):
     - ``tasks``: per task name, the summary: ``kind``, ``main_metric``, ``selection_split``, ``report_split``,
       ``best_learning_rate`` (highest mean ``main_metric`` over seeds on the selection split), ``seeds``, ``report``
       (``{metric: {"mean": .., "std": .., "values": [...]}}`` over the seeds at the best learning rate, on the
-      report split; std is the sample standard deviation, 0 for one seed), ``examples`` (split sizes used).
-      Filled once every cell of the task is done.
+      report split; std is the sample standard deviation, 0 for one seed), ``examples`` (split sizes used),
+      ``chance`` (``{metric: chance level}`` on the same report sample: the metric of always answering its majority
+      label, or its mean label for regression; None where undefined), ``verdict`` (the main metric's mean against
+      its chance level by `hf_posenc.readings.chance_verdict`: "above chance", "not above chance" or "unknown") and
+      ``reading`` (that function's whole answer: chance, margin, noise, noise_from, verdict). Filled once every cell
+      of the task is done. Files written before ``chance``/``verdict`` existed still load: read them with
+      `task_chance` and `task_verdict`, which give None and "unknown".
     - ``complete``: every requested cell is done (a finished file; another model's is not replaced silently).
 
     The Hub's model-index reads ``tasks[name]["report"][metric]["mean"]`` for each task, with ``report_split`` as the
@@ -170,13 +189,27 @@ class FinetuneResult(ResultFile):
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     complete: bool = False
 
+    def task_chance(self, name: str) -> dict[str, float | None]:
+        """Task ``name``'s chance level of each reported metric (None for each in a file written before they were)."""
+        summary = self.tasks[name]
+        chance = summary.get("chance") or {}
+        return {metric: chance.get(metric) for metric in summary.get("report", {})}
+
+    def task_verdict(self, name: str) -> str:
+        """Task ``name``'s verdict against chance ("unknown" in a file written before verdicts were)."""
+        return self.tasks[name].get("verdict") or "unknown"
+
     def card_results(self) -> dict[str, Any]:
-        """Per task, the mean of each reported metric and the split it was measured on."""
+        """Per task, the mean of each reported metric, the split it was measured on, the chance level of each metric
+        on that split and the verdict of the main metric against it."""
         return {
             "finetune": {
                 name: {
                     "split": summary["report_split"],
                     "metrics": {metric: values["mean"] for metric, values in summary["report"].items()},
+                    "chance": self.task_chance(name),
+                    "verdict": self.task_verdict(name),
+                    **({"main_metric": summary["main_metric"]} if summary.get("main_metric") else {}),
                 }
                 for name, summary in self.tasks.items()
             }

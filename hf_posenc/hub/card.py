@@ -27,7 +27,9 @@ from urllib.parse import quote
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..analysis.metrics import SUMMARY_METRICS
+from ..readings import NOT_ABOVE_CHANCE
 from ..tasks.probes import STILL_ENTAILMENT
+from ..tasks.scoring import AT_CHANCE_CELL
 from .card_results import PROBE_ORDER, normalize_results
 from .downstream import task_dataset, task_type
 from .repo_id import check_repo_id
@@ -147,7 +149,10 @@ def render_card(
             {"caption": markdown_text(_plot_caption(path)), "path": f"plots/{quote(Path(path).name)}"}
             for path in results.get("plots", [])
         ],
-        "probe_rows": _probe_rows(results.get("probes", {})),
+        "probe_rows": _probe_rows(results.get("probes", {}), results.get("probe_verdict")),
+        "probe_chance": _percent(results["probe_chance"]) if "probe_chance" in results else None,
+        "probe_verdict": markdown_text(results["probe_verdict"]) if "probe_verdict" in results else None,
+        "probe_at_chance": results.get("probe_verdict") == NOT_ABOVE_CHANCE,
         "probe_dataset": markdown_text(results.get("probe_dataset", DEFAULT_PROBE_DATASET)),
         "still_entailment": _percent(results["probes"][STILL_ENTAILMENT])
         if STILL_ENTAILMENT in results.get("probes", {})
@@ -264,12 +269,19 @@ def _probe_names(probes: Mapping[str, float]) -> list[str]:
     return [name for name in PROBE_ORDER if name in probes] + sorted(name for name in probes if name not in PROBE_ORDER)
 
 
-def _probe_rows(probes: dict[str, float]) -> list[dict[str, str]]:
+def _probe_rows(probes: dict[str, float], verdict: str | None = None) -> list[dict[str, str]]:
+    """One row per probe: its accuracy and its delta against the original test set; no delta ("n/a (model at
+    chance)") when the model's original accuracy is not above chance, since it had nothing to lose."""
     names = [name for name in _probe_names(probes) if name != STILL_ENTAILMENT]
     original = probes.get("original")
     rows = []
     for name in names:
-        delta = "" if name == "original" or original is None else f"{100 * (probes[name] - original):+.1f}"
+        if name == "original" or original is None:
+            delta = ""
+        elif verdict == NOT_ABOVE_CHANCE:
+            delta = AT_CHANCE_CELL
+        else:
+            delta = f"{100 * (probes[name] - original):+.1f}"
         rows.append({"name": name, "accuracy": _percent(probes[name]), "delta": delta})
     return rows
 
@@ -281,11 +293,17 @@ def _finetune_metrics(entry: Mapping[str, Any]) -> list[str]:
 
 
 def _finetune_rows(tasks: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
-    """One row per (task, metric): mean ± std over the seeds, and the learning rate chosen on the selection split."""
+    """One row per (task, metric): mean ± std over the seeds, the metric's chance level on the same split ("–" when
+    unknown), the task's verdict against chance (on every row of the task, naming the main metric it was read on;
+    "unknown" when the entry has none), and the learning rate chosen on the selection split. A row of a task that
+    is not above chance says so next to its score too, and is flagged ``not_above_chance``."""
     rows = []
     for name, entry in tasks.items():
         seeds = entry.get("seeds")
         examples = entry.get("examples")
+        main = entry.get("main_metric")
+        verdict = entry.get("verdict", "unknown")
+        weak = verdict == NOT_ABOVE_CHANCE
         for metric in _finetune_metrics(entry):
             score = _format(entry["metrics"][metric], 4)
             std = entry.get("std", {}).get(metric)
@@ -293,6 +311,9 @@ def _finetune_rows(tasks: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str
                 score += f" ± {_format(std, 4)}"
             if seeds is not None:
                 score += f" ({seeds} seed{'s' if seeds != 1 else ''})"
+            if weak:
+                score += " – not above chance"
+            chance = entry.get("chance", {}).get(metric)
             split = markdown_text(entry["split"]) + (f" ({examples:,} examples)" if examples is not None else "")
             rows.append(
                 {
@@ -300,6 +321,9 @@ def _finetune_rows(tasks: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str
                     "split": split,
                     "metric": markdown_text(metric) + (" (selects)" if metric == entry.get("main_metric") else ""),
                     "score": score,
+                    "chance": _format(chance, 4) if chance is not None else "–",
+                    "verdict": verdict if not main or metric == main else f"{verdict} (by {markdown_text(main)})",
+                    "not_above_chance": weak,
                     "learning_rate": f"{entry['learning_rate']:g}" if "learning_rate" in entry else "–",
                 }
             )
@@ -362,7 +386,9 @@ def _eval_results(results) -> list[EvalResult]:
                         dataset_config=config,
                         dataset_split=split,
                         metric_type=metric,
-                        metric_name=metric,
+                        # The Hub shows the name next to the value: a score at chance says so there too.
+                        metric_name=metric
+                        + (" (not above chance)" if entry.get("verdict") == NOT_ABOVE_CHANCE else ""),
                         metric_value=entry["metrics"][metric],
                     )
                 )

@@ -22,7 +22,7 @@ from ..analysis.metrics import SUMMARY_METRICS, attention_results  # noqa: F401 
 from ..results import perplexity
 from ..tasks.base import TaskKind
 from ..tasks.probes import PROBE_NAMES, STILL_ENTAILMENT
-from .downstream import FINETUNE_FIELDS
+from .downstream import FINETUNE_FIELDS, FINETUNE_VERDICTS
 
 # The probes in the paper's order; "shuffle-N" for other windows and STILL_ENTAILMENT are accepted as well.
 PROBE_ORDER = ("original", *PROBE_NAMES)
@@ -58,6 +58,10 @@ class CardResults:
     # ---- word-order probes (hf_posenc.probing): probe name -> accuracy, e.g. {"original": 0.81, "role-swap": 0.31}
     probes: dict[str, float] = field(default_factory=dict)
     probe_dataset: str | None = None  # default "stanfordnlp/snli"
+    # the SNLI accuracy of always answering the test sample's majority label, and hf_posenc.readings.chance_verdict's
+    # verdict of the "original" accuracy against it; "not above chance" hides the probe deltas on the card
+    probe_chance: float | None = None
+    probe_verdict: str | None = None
     # ---- downstream tasks (hf-posenc finetune): task name -> {"split", "metrics": {name: mean}, optional
     # "main_metric", "std": {name: std}, "seeds", "learning_rate", "kind", "examples"}; see hf_posenc.hub.downstream
     finetune: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -244,6 +248,21 @@ def _finetune_task(name: str, entry) -> dict[str, Any]:
         normalized["kind"] = entry["kind"]
     if entry.get("examples") is not None:
         normalized["examples"] = _count(f"{name}['examples']", entry["examples"])
+    if entry.get("chance") is not None:
+        if not isinstance(entry["chance"], Mapping):
+            raise ValueError(f"{name}['chance'] must be {FINETUNE_FIELDS['chance']}; got {entry['chance']!r}.")
+        # An unknown chance level (None) is left out: the card shows "–" for it.
+        known = {metric: value for metric, value in entry["chance"].items() if value is not None}
+        chance = _metric_dict(f"{name}['chance']", known)
+        extra = sorted(set(chance) - set(metrics))
+        if extra:
+            raise ValueError(f"{name}['chance'] has metric(s) {', '.join(extra)} that 'metrics' has not; drop them.")
+        if chance:
+            normalized["chance"] = chance
+    if entry.get("verdict") is not None:
+        if entry["verdict"] not in FINETUNE_VERDICTS:
+            raise ValueError(f"{name}['verdict'] must be {FINETUNE_FIELDS['verdict']}; got {entry['verdict']!r}.")
+        normalized["verdict"] = entry["verdict"]
     return normalized
 
 

@@ -11,7 +11,12 @@ The card's ``finetune`` key maps each task name to::
      "seeds": 3,                             # how many seeds the means are over (optional)
      "learning_rate": 5e-5,                  # the learning rate chosen on the selection split (optional)
      "kind": "sentence-pair classification", # a hf_posenc.tasks.TaskKind value (optional)
-     "examples": 1000}                       # how many report-split examples were scored (optional)
+     "examples": 1000,                       # how many report-split examples were scored (optional)
+     "chance": {"accuracy": 0.59, ...},      # each metric's chance level on the same split (optional)
+     "verdict": "above chance"}              # the main metric against its chance level (optional; "unknown")
+
+The chance level is the metric of always answering the split's majority label (its mean label for regression), and
+the verdict is `hf_posenc.readings.chance_verdict`'s: "above chance", "not above chance" or "unknown".
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..readings import ABOVE_CHANCE, NOT_ABOVE_CHANCE
 from ..results import FinetuneResult
 from ..tasks.base import TaskKind
 
-__all__ = ["FINETUNE_FIELDS", "finetune_card_results", "task_dataset", "task_type"]
+__all__ = ["FINETUNE_FIELDS", "FINETUNE_VERDICTS", "finetune_card_results", "task_dataset", "task_type"]
+
+# What a task's verdict against chance may say.
+FINETUNE_VERDICTS = (ABOVE_CHANCE, NOT_ABOVE_CHANCE, "unknown")
 
 # The fields of one task under the card's "finetune" key, and what each holds (for error messages).
 FINETUNE_FIELDS = {
@@ -34,6 +43,8 @@ FINETUNE_FIELDS = {
     "learning_rate": "the learning rate chosen, a number above 0",
     "kind": f"one of {', '.join(repr(kind.value) for kind in TaskKind)}",
     "examples": "the number of report-split examples scored",
+    "chance": "a dict of metric name -> chance level on the same split",
+    "verdict": f"the main metric against chance, one of {', '.join(repr(verdict) for verdict in FINETUNE_VERDICTS)}",
 }
 
 
@@ -57,7 +68,9 @@ def task_dataset(name: str, split: str) -> tuple[str, str | None, str]:
 
 def finetune_card_results(result: FinetuneResult, path: str | Path = FinetuneResult.FILE_NAME) -> dict[str, Any]:
     """The card's ``finetune`` key of a finished `FinetuneResult`: per task, the report split's metric means (None,
-    an undefined score, becomes NaN), their standard deviations, the number of seeds and the learning rate chosen.
+    an undefined score, becomes NaN), their standard deviations, the number of seeds, the learning rate chosen, the
+    chance level of each metric on the same split and the main metric's verdict against it ("unknown" for results
+    written before verdicts were recorded).
     Raises ValueError, naming `path`, for an unfinished run; `normalize_results` checks the values."""
     if result.complete is not True:
         done = len(result.cells) if isinstance(result.cells, list) else 0
@@ -87,6 +100,8 @@ def finetune_card_results(result: FinetuneResult, path: str | Path = FinetuneRes
             "examples": (summary.get("examples") or {}).get(summary.get("report_split"))
             if isinstance(summary.get("examples"), dict)
             else None,
+            "chance": {metric: value for metric, value in (summary.get("chance") or {}).items() if value is not None},
+            "verdict": summary.get("verdict") or "unknown",
         }
         card[name] = {key: value for key, value in entry.items() if value not in (None, {})}
     return {"finetune": card}

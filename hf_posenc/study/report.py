@@ -6,7 +6,9 @@ differences between runs against seed noise, plots, and a Markdown report.
 - `correlations(rows, properties, scores)`: Spearman and Pearson with permutation p-values (exact at small n) and
   their Holm adjustment over the table, bootstrap confidence intervals that resample runs, the number of runs, and
   the partial correlation of each property controlling for the other (locality for a symmetry, the reference
-  symmetry for locality);
+  symmetry for locality); values that are not above chance (`chance_exclusions`) are left out;
+- `chance_exclusions(rows, scores)`: the (run, score) values whose verdict (``<score>_verdict``, ``probe_verdict``
+  for every probe score) is "not above chance": a score that does not beat chance tests nothing;
 - `noise_table(units, scores)`: whether the runs differ by more than their seeds do, score by score;
 - `write_report(spec, output)`: ``study_results.csv``/``.json``, ``study_correlations.csv``, ``plots/*.png`` and
   ``study_report.md``.
@@ -22,7 +24,15 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ..readings import EXACT_UP_TO, MONTE_CARLO_ORDERINGS, holm, permutation_correlation, seed_noise
+from ..readings import (
+    ABOVE_CHANCE,
+    EXACT_UP_TO,
+    MONTE_CARLO_ORDERINGS,
+    NOT_ABOVE_CHANCE,
+    holm,
+    permutation_correlation,
+    seed_noise,
+)
 from ..results import FinetuneResult, PretrainResult, ProbeResult
 from ..storage import atomic_output
 from .layout import ERROR_FILE, PLOTS_FOLDER, POSITION_FILE, TRAINING_LOG, read_json, step_folders, unit_folder
@@ -34,6 +44,8 @@ __all__ = [
     "REPORT_FILE",
     "RESULTS_CSV",
     "RESULTS_JSON",
+    "VERDICT_SUFFIX",
+    "chance_exclusions",
     "collect_rows",
     "correlations",
     "score_columns",
@@ -49,12 +61,64 @@ REPORT_FILE = "study_report.md"
 PROPERTIES = ("locality", "symmetry", "symmetry_scale_aware")
 CONTROL = {"locality": "symmetry", "symmetry": "locality", "symmetry_scale_aware": "locality"}
 MIN_RUNS = 3  # fewer runs than this make no correlation
+# A row's `<score>_verdict` column: whether the score beat chance ("above chance", "not above chance", "unknown").
+# Every probe score (probe_original, probe_delta_*) shares the probe model's verdict, `probe_verdict`.
+VERDICT_SUFFIX = "_verdict"
+PROBE_VERDICT = "probe" + VERDICT_SUFFIX
+
+
+def verdict_column(score: str) -> str:
+    """The row column that holds `score`'s chance verdict."""
+    return PROBE_VERDICT if score.startswith("probe_") else f"{score}{VERDICT_SUFFIX}"
+
+
+def _verdict_in(entry: Any, metric: str) -> str | None:
+    """A verdict string found in a fine-tuning summary's entry: the string itself, its "verdict", or its metric's."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict):
+        if isinstance(entry.get("verdict"), str):
+            return entry["verdict"]
+        if metric in entry:
+            return _verdict_in(entry[metric], metric)
+    return None
+
+
+def _task_verdict(summary: dict[str, Any], metric: str) -> str:
+    """The chance verdict of one metric of a fine-tuning result's task summary, read defensively: the metric's own
+    ``report[metric]["verdict"]``, else a task-level ``verdict`` (a string, or per metric) or ``chance`` entry;
+    "unknown" when none is recorded (results written before chance levels were)."""
+    report = summary.get("report")
+    candidates = [
+        report.get(metric) if isinstance(report, dict) else None,
+        summary.get("verdict"),
+        summary.get("chance"),
+    ]
+    for candidate in candidates:
+        verdict = _verdict_in(candidate, metric)
+        if verdict in (ABOVE_CHANCE, NOT_ABOVE_CHANCE):
+            return verdict
+    return "unknown"
+
+
+def _combined_verdict(verdicts: list[Any]) -> str | None:
+    """A run's verdict over its compared seeds: "not above chance" when any seed's score is (the mean then holds a
+    number that is not a result), "above chance" when every seed's is, else "unknown"; None when no seed has one."""
+    known = [verdict for verdict in verdicts if isinstance(verdict, str)]
+    if not known:
+        return None
+    if NOT_ABOVE_CHANCE in known:
+        return NOT_ABOVE_CHANCE
+    if len(known) == len(verdicts) and all(verdict == ABOVE_CHANCE for verdict in known):
+        return ABOVE_CHANCE
+    return "unknown"
 
 
 # ------------------------------------------------------------------------------------------------ rows
-def _unit_values(spec: StudySpec, unit: Path) -> tuple[dict[str, float | None], list[str]]:
-    """The numbers one (run, seed) produced, and its failed steps as 'step: error'."""
-    values: dict[str, float | None] = {}
+def _unit_values(spec: StudySpec, unit: Path) -> tuple[dict[str, Any], list[str]]:
+    """The numbers one (run, seed) produced (and, as ``<score>_verdict``, whether its scores beat chance), and its
+    failed steps as 'step: error'."""
+    values: dict[str, Any] = {}
     errors = []
     steps = step_folders(unit, [task.name for task in spec.tasks])
     for step, folder in steps.items():
@@ -76,12 +140,15 @@ def _unit_values(spec: StudySpec, unit: Path) -> tuple[dict[str, float | None], 
             summary = FinetuneResult.load(folder).tasks.get(task.name)
             for metric, numbers in (summary or {}).get("report", {}).items():
                 values[f"{task.name}_{metric}"] = numbers.get("mean")
+                values[f"{task.name}_{metric}{VERDICT_SUFFIX}"] = _task_verdict(summary, metric)
     if spec.probes is not None and ProbeResult.exists_in(steps["probes"]):
         probe = ProbeResult.load(steps["probes"])
         for name, accuracy in probe.probes.items():
             values[f"probe_{name}"] = accuracy
         for name, delta in probe.deltas.items():
             values[f"probe_delta_{name}"] = delta
+        values["probe_chance"] = probe.chance
+        values[PROBE_VERDICT] = probe.verdict
     if spec.extrapolation is not None:
         from ..analysis.extrapolation import ExtrapolationResult
 
@@ -151,6 +218,9 @@ def collect_rows(spec: StudySpec, output: str | Path, units=None) -> list[dict[s
         }
         columns = list(dict.fromkeys(key for values in per_seed for key in values))
         for column in columns:
+            if column.endswith(VERDICT_SUFFIX):
+                row[column] = _combined_verdict([values.get(column) for values in per_seed])
+                continue
             numbers = [number for values in per_seed if (number := _number(values.get(column))) is not None]
             row[column] = statistics.fmean(numbers) if numbers else None
             row[f"{column}_std"] = statistics.stdev(numbers) if len(numbers) > 1 else None
@@ -186,6 +256,22 @@ def score_columns(spec: StudySpec, rows: list[dict[str, Any]]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ statistics
+def _at_chance(row: dict[str, Any], score: str) -> bool:
+    return row.get(verdict_column(score)) == NOT_ABOVE_CHANCE
+
+
+def chance_exclusions(rows: list[dict[str, Any]], scores: list[str]) -> list[dict[str, Any]]:
+    """The (run, score) values left out of the correlations because they are not above chance (the run's verdict
+    for that score, `verdict_column`): ``{"run", "score", "value"}`` for each, in the order of `scores` then rows.
+    Their raw values stay in the rows (and study_results.csv)."""
+    return [
+        {"run": row["run"], "score": score, "value": row.get(score)}
+        for score in scores
+        for row in rows
+        if _number(row.get(score)) is not None and _at_chance(row, score)
+    ]
+
+
 def _pairs(rows, x: str, y: str) -> tuple[list[float], list[float], list[str]]:
     xs, ys, names = [], [], []
     for row in rows:
@@ -250,14 +336,23 @@ def correlations(
     """One dict per (property, score): n, Spearman and Pearson with permutation p-values (exact up to
     `readings.EXACT_UP_TO` runs), the same p-values Holm-adjusted over every (property, score) pair of the table
     (`<method>_p_holm`), (1 - significance) bootstrap intervals, and the partial Pearson correlation controlling for
-    `CONTROL[property]`."""
+    `CONTROL[property]`. A run whose score is not above chance (`chance_exclusions`) is left out of that score's
+    correlations; ``excluded_at_chance`` names those runs."""
     import numpy as np
 
     results = []
     for prop in properties:
         for score in scores or []:
-            xs, ys, _ = _pairs(rows, prop, score)
-            entry: dict[str, Any] = {"property": prop, "score": score, "n": len(xs), "p_exact": None}
+            excluded = [row["run"] for row in rows if _number(row.get(score)) is not None and _at_chance(row, score)]
+            counted = [row for row in rows if not _at_chance(row, score)]
+            xs, ys, _ = _pairs(counted, prop, score)
+            entry: dict[str, Any] = {
+                "property": prop,
+                "score": score,
+                "n": len(xs),
+                "excluded_at_chance": " ".join(excluded),
+                "p_exact": None,
+            }
             for method in ("spearman", "pearson"):
                 entry.update({method: None, f"{method}_p": None, f"{method}_ci_low": None, f"{method}_ci_high": None})
             entry.update({"partial": None, "partial_p": None, "partial_control": CONTROL.get(prop)})
@@ -272,7 +367,7 @@ def correlations(
                 control = CONTROL.get(prop)
                 triples = [
                     (row[prop], row[score], row[control])
-                    for row in rows
+                    for row in counted
                     if all(_number(row.get(key)) is not None for key in (prop, score, control))
                 ]
                 if triples:
@@ -365,6 +460,7 @@ def _summary(spec: StudySpec, rows, table, noise, units, significance: float) ->
         scored = [row for row in done if _number(row.get("probe_original")) is not None]
         if scored:
             lines.append(_best_line("Best SNLI accuracy in the probes", scored, "probe_original", verdicts))
+    lines += _chance_lines(rows, list(dict.fromkeys(entry["score"] for entry in table)))
     measured = [entry for entry in table if entry["spearman"] is not None]
     significant = [
         entry
@@ -390,6 +486,28 @@ def _summary(spec: StudySpec, rows, table, noise, units, significance: float) ->
             f"Pearson {_format(entry['pearson'], 3)} (Holm-adjusted p = {_format(entry['pearson_p_holm'], 3)}), "
             f"n = {entry['n']}: significant at the {significance} level after correction.{noise_note}"
         )
+    return lines
+
+
+def _chance_lines(rows, scores: list[str]) -> list[str]:
+    """What the correlations left out as not above chance, score by score; a score no run beats chance on cannot
+    test the claim."""
+    excluded: dict[str, list[str]] = {}
+    for item in chance_exclusions(rows, scores):
+        excluded.setdefault(item["score"], []).append(item["run"])
+    lines = []
+    for score, runs in excluded.items():
+        valued = [row for row in rows if _number(row.get(score)) is not None]
+        if len(runs) == len(valued):
+            lines.append(
+                f"- {score}: not above chance in every run ({', '.join(runs)}): left out of the correlations, so this "
+                "score cannot test the claim."
+            )
+        else:
+            lines.append(
+                f"- {score}: not above chance in {', '.join(runs)}: left out of its correlations (the values stay in "
+                f"{RESULTS_CSV}, with the verdict in {verdict_column(score)})."
+            )
     return lines
 
 

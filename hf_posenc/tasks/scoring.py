@@ -11,9 +11,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..data.snli import SNLI_LABELS
+from ..readings import NOT_ABOVE_CHANCE, chance_verdict, majority_label
 from .probes import PROBE_NAMES, STILL_ENTAILMENT, pair_key
 
-__all__ = ["accuracy", "accuracy_scores", "format_table", "probe_accuracy_metric", "score_probes"]
+__all__ = [
+    "AT_CHANCE_CELL",
+    "accuracy",
+    "accuracy_scores",
+    "chance_reading",
+    "format_table",
+    "probe_accuracy_metric",
+    "score_probes",
+]
+
+# What the table shows instead of the deltas of a model whose SNLI accuracy is not above chance.
+AT_CHANCE_CELL = "n/a (model at chance)"
 
 
 def _accuracy_metric_class():
@@ -135,12 +147,29 @@ def score_probes(
     return {"probes": fractions, "deltas": deltas, "details": details}
 
 
+def chance_reading(
+    test_pairs: Sequence[dict], original_accuracy: float | None, seed_std: float | None = None
+) -> dict[str, Any]:
+    """The chance level of the SNLI accuracy on these test pairs (the accuracy of always answering their most
+    frequent gold label, `readings.majority_label`) and whether `original_accuracy` beats it by more than its noise
+    (`readings.chance_verdict` with n = the number of test pairs; `seed_std` when the accuracy is a mean over
+    seeds). Returns the verdict dict plus ``majority_label`` and ``pairs``."""
+    labels = [pair["gold_label"] for pair in test_pairs]
+    if not labels:
+        return {**chance_verdict(original_accuracy, None), "majority_label": None, "pairs": 0}
+    majority = majority_label(labels)
+    chance = accuracy([SNLI_LABELS.index(majority)] * len(labels), [SNLI_LABELS.index(label) for label in labels])
+    reading = chance_verdict(original_accuracy, chance, seed_std=seed_std, n=len(labels))
+    return {**reading, "majority_label": majority, "pairs": len(labels)}
+
+
 def format_table(rows: dict[str, dict[str, Any]]) -> str:
     """The paper's layout, one row per model: Original accuracy (%), then Shuffle-3..6, Random and Role-swap
     as signed Δ points against Original, the still-entailment rate (%), then locality and symmetry.
 
     ``rows`` maps a model name to a `ProbeResult` or a dict with its keys "probes", "deltas", "locality" and
-    "symmetry" (as `score_probes` returns them, plus the attention summary).
+    "symmetry" (as `score_probes` returns them, plus the attention summary). A row whose "verdict" is "not above
+    chance" shows `AT_CHANCE_CELL` instead of its deltas: the model learned nothing to lose.
     """
 
     def cell(value: Any, signed: bool = False, decimals: int = 1) -> str:
@@ -156,7 +185,10 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
             result = result.to_dict()
         probes, deltas = result["probes"], result["deltas"]
         cells = [model_name, cell(100 * probes["original"])]
-        cells += [cell(deltas.get(name), signed=True) for name in PROBE_NAMES]
+        if result.get("verdict") == NOT_ABOVE_CHANCE:
+            cells += [AT_CHANCE_CELL for _ in PROBE_NAMES]
+        else:
+            cells += [cell(deltas.get(name), signed=True) for name in PROBE_NAMES]
         still = probes.get(STILL_ENTAILMENT)
         cells.append(cell(None if still is None else 100 * still))
         cells += [cell(result.get("locality"), decimals=3), cell(result.get("symmetry"), decimals=3)]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..readings import ABOVE_CHANCE, NOT_ABOVE_CHANCE
 from ..results import ProbeResult
 from ..storage import atomic_output, require_model_folder
 from ..training.finetune import (
@@ -26,10 +27,10 @@ from ..training.finetune import (
     usable_max_length,
 )
 from .probes import build_probes, save_probes
-from .scoring import format_table, score_probes
+from .scoring import chance_reading, format_table, score_probes
 from .snli import SNLI
 
-__all__ = ["ProbeArguments", "attention_summary", "probe_note", "run_probe"]
+__all__ = ["ProbeArguments", "attention_summary", "chance_note", "probe_note", "run_probe"]
 
 TABLE_FILE = "probe_table.txt"
 PROBES_FOLDER = "probes"
@@ -180,6 +181,8 @@ def run_probe(arguments: ProbeArguments | None = None, /, **options) -> ProbeRes
         name: predict(trainer, records, SNLI, max_length, output_to_label) for name, records in probes.items()
     }
     scores = score_probes(test_pairs, original_predictions, probes, probe_predictions)
+    reading = chance_reading(test_pairs, scores["probes"]["original"])
+    scores["details"]["chance"] = reading
 
     locality = symmetry = None
     if arguments.metric_sentences > 0:
@@ -199,6 +202,9 @@ def run_probe(arguments: ProbeArguments | None = None, /, **options) -> ProbeRes
         train_pairs=train_size,
         test_pairs=len(test_pairs),
         seed=training.seed,
+        chance=reading["chance"],
+        verdict=reading["verdict"],
+        deltas_meaningful={ABOVE_CHANCE: True, NOT_ABOVE_CHANCE: False}.get(reading["verdict"]),
     )
     with atomic_output(output_dir / TABLE_FILE, encoding="utf-8") as handle:
         handle.write(format_table({result.model: result}) + "\n")
@@ -214,11 +220,32 @@ def probe_note(result: ProbeResult) -> str:
         if swaps["pairs"]
         else ""
     )
-    return (
+    note = (
         f"Original and Still-ent. in %; other columns: accuracy minus Original, in points. Role-swap: "
         f"{swaps['pairs']} of {swaps['entailment_pairs']} test entailment pairs gave a swap; any answer but "
         f"'entailment' counts as right{before_swap}."
     )
+    return note + "\n" + chance_note(result)
+
+
+def chance_note(result: ProbeResult) -> str:
+    """The line that says where chance is and whether the model beat it (the deltas mean nothing if it did not)."""
+    if result.chance is None:
+        return "Chance level: unknown (these results were written before it was recorded); rerun the probe to get it."
+    reading = result.details.get("chance", {}) if isinstance(result.details, dict) else {}
+    majority = f", always answering '{reading['majority_label']}'" if reading.get("majority_label") else ""
+    noise = reading.get("noise")
+    noise_text = f"; noise {100 * noise:.1f} points ({reading.get('noise_from')})" if noise is not None else ""
+    line = (
+        f"Chance level: {100 * result.chance:.1f}% (the majority label's share of the {result.test_pairs} test pairs"
+        f"{majority}{noise_text}). Original accuracy is {result.verdict}."
+    )
+    if result.verdict == NOT_ABOVE_CHANCE:
+        line += (
+            " WARNING: the model stayed at chance on SNLI, so the probe deltas are not deltas (n/a above); "
+            "train it longer or on more pairs."
+        )
+    return line
 
 
 def attention_summary(model, tokenizer, sentences: Sequence[str], max_length: int = 128, batch_size: int = 32) -> dict:

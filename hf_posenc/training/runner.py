@@ -3,7 +3,9 @@
 `finetune_tasks("outputs/demo-attenuated", ["sentiment"], learning_rates=[1e-4, 3e-4], seeds=[1, 2, 3])` runs every
 (task, learning rate, seed) cell with `transformers.Trainer` (dynamic padding), scores the task's selection split and
 its report split, keeps for each task the learning rate with the best mean selection score over the seeds, and
-reports the mean and standard deviation over the seeds of the report split's scores at that rate. It writes
+reports the mean and standard deviation over the seeds of the report split's scores at that rate, next to the chance
+level of that same report sample (`chance_scores`: the metrics of always answering its majority label, or its mean
+label for regression) and the verdict of `hf_posenc.readings.chance_verdict` on the main metric. It writes
 ``finetune_results.json`` (a `FinetuneResult`) after every cell, so a run that is interrupted and started again with
 the same settings skips the cells already done, and ``finetune_table.txt`` at the end. ``hf-posenc finetune`` and
 ``examples/finetune.py`` call it.
@@ -19,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..readings import chance_verdict, majority_label
 from ..results import FinetuneResult
 from ..storage import atomic_output, require_model_folder
 from ..tasks.base import Task, TaskKind
@@ -29,6 +32,7 @@ __all__ = [
     "DEFAULT_LEARNING_RATES",
     "DEFAULT_MAX_EVAL_SAMPLES",
     "DEFAULT_MAX_TRAIN_SAMPLES",
+    "chance_scores",
     "check_data_files",
     "finetune_tasks",
     "format_finetune_table",
@@ -114,10 +118,47 @@ def _mean_std(values: list[float | None]) -> dict:
     }
 
 
-def summarize_task(task: Task, cells: list[dict]) -> dict:
+def chance_scores(task: Task, examples: Sequence[dict]) -> dict[str, float | None]:
+    """The chance level of ``examples`` (a task's report sample) for each of ``task``'s metrics: the metric applied to
+    a constant answer, the sample's majority label (`hf_posenc.readings.majority_label`; over all words for token
+    classification) or, for regression, the mean of its labels. None where the metric of a constant answer is
+    undefined (a correlation)."""
+    gold = references(examples, task)
+    if task.kind is TaskKind.TOKEN_CLASSIFICATION:
+        majority = majority_label([label for labels in gold for label in labels])
+        constant = [[majority] * len(labels) for labels in gold]
+    elif task.kind is TaskKind.REGRESSION:
+        constant = [statistics.fmean(gold)] * len(gold)
+    else:
+        constant = [majority_label(gold)] * len(gold)
+    return {
+        metric: float(value) if value is not None and value == value else None
+        for metric, value in task.score(constant, gold).items()
+    }
+
+
+def _reading(task: Task, report: dict, chance: dict | None, examples: int | None) -> dict:
+    """`chance_verdict` of the main metric's mean over the seeds against its chance level. The noise is the std over
+    the seeds when at least two seeds scored, else (for accuracy only: it is an accuracy's standard error) the
+    binomial standard error on the ``examples`` scored; otherwise the verdict is "unknown"."""
+    values = report.get(task.main_metric) or {}
+    scored = [value for value in values.get("values") or [] if value is not None and value == value]
+    return chance_verdict(
+        values.get("mean"),
+        (chance or {}).get(task.main_metric),
+        seed_std=values.get("std") if len(scored) >= 2 else None,
+        n=examples if task.main_metric == "accuracy" else None,
+    )
+
+
+def summarize_task(
+    task: Task, cells: list[dict], chance: dict[str, float | None] | None = None, examples: int | None = None
+) -> dict:
     """The best learning rate of ``task``'s cells (highest mean main metric over the seeds on the selection split;
     the first rate when the task has no selection split) and the report split's scores at that rate, mean and
-    sample standard deviation over the seeds."""
+    sample standard deviation over the seeds; with the ``chance`` level of each metric on the report sample
+    (`chance_scores`, None when unknown) and the main metric's ``verdict`` against it (``reading``: the whole
+    `chance_verdict`), ``examples`` being the number of report examples scored."""
     by_rate: dict[float, list[dict]] = {}
     for cell in cells:
         by_rate.setdefault(cell["learning_rate"], []).append(cell)
@@ -131,6 +172,8 @@ def summarize_task(task: Task, cells: list[dict]) -> dict:
     best = max(rates, key=selection_score) if task.selection_split else rates[0]
     chosen = by_rate[best]
     metrics = list(chosen[0]["report"])
+    report = {metric: _mean_std([cell["report"].get(metric) for cell in chosen]) for metric in metrics}
+    reading = _reading(task, report, chance, examples)
     return {
         "kind": task.kind.value,
         "main_metric": task.main_metric,
@@ -139,23 +182,45 @@ def summarize_task(task: Task, cells: list[dict]) -> dict:
         "best_learning_rate": best,
         "selection_by_learning_rate": {str(rate): selection_score(rate) for rate in rates},
         "seeds": [cell["seed"] for cell in chosen],
-        "report": {metric: _mean_std([cell["report"].get(metric) for cell in chosen]) for metric in metrics},
+        "report": report,
+        "chance": {metric: (chance or {}).get(metric) for metric in metrics},
+        "verdict": reading["verdict"],
+        "reading": reading,
     }
 
 
+def _percent(value: float | None) -> str:
+    return f"{100 * value:.1f}" if value is not None else "n/a"
+
+
 def format_finetune_table(result: FinetuneResult) -> str:
-    """One row per task: the best learning rate, then each reported metric as mean ± std (in %) over the seeds."""
-    header = ["Task", "Split", "Best LR", "Seeds", "Scores (mean ± std, %)"]
+    """One row per task: the best learning rate, the main metric's verdict against chance, then each reported metric
+    as mean ± std (in %) over the seeds with its chance level on the same sample ("n/a" where unknown, as in results
+    written before chance levels were recorded)."""
+    header = ["Task", "Split", "Best LR", "Seeds", "Verdict", "Scores (mean ± std, chance level; %)"]
     rows = []
     for name, summary in result.tasks.items():
+        chance = summary.get("chance") or {}
         scores = ", ".join(
-            f"{metric} {100 * values['mean']:.1f} ± {100 * values['std']:.1f}"
-            if values["mean"] is not None
-            else f"{metric} n/a"
+            (
+                f"{metric} {_percent(values['mean'])} ± {_percent(values['std'])}"
+                if values["mean"] is not None
+                else f"{metric} n/a"
+            )
+            + f" (chance {_percent(chance.get(metric))})"
             for metric, values in summary["report"].items()
         )
+        main = summary.get("main_metric")
+        verdict = summary.get("verdict") or "unknown"
         rows.append(
-            [name, summary["report_split"], f"{summary['best_learning_rate']:g}", str(len(summary["seeds"])), scores]
+            [
+                name,
+                summary["report_split"],
+                f"{summary['best_learning_rate']:g}",
+                str(len(summary["seeds"])),
+                f"{verdict} ({main})" if main else verdict,
+                scores,
+            ]
         )
     widths = [max(len(row[column]) for row in [header] + rows) for column in range(len(header))]
     lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip() for row in [header] + rows]
@@ -259,12 +324,20 @@ def finetune_tasks(
         done = {(cell["task"], cell["learning_rate"], cell["seed"]) for cell in result.cells} if result else set()
         if result is not None and task.name in result.tasks and done.issuperset(grid):
             log(f"{task.name}: all {len(grid)} cell(s) done before, skipped")
-            # Summarize this grid's cells again (an earlier run may have had more); the data need not be read.
+            # Summarize this grid's cells again (an earlier run may have had more); the data need not be read, unless
+            # the results were written before chance levels were recorded.
             cells = [cell for cell in result.cells if (cell["task"], cell["learning_rate"], cell["seed"]) in grid]
-            examples = result.tasks[task.name].get("examples", {})
-            result.tasks[task.name] = {**summarize_task(task, cells), "examples": examples}
+            earlier = result.tasks[task.name]
+            examples = earlier.get("examples", {})
+            chance, scored = earlier.get("chance"), examples.get(task.report_split)
+            if chance is None:
+                report = load_task_splits(task, data_files, max_train_samples, max_eval_samples)[task.report_split]
+                chance, scored = chance_scores(task, report), len(report)
+            summary = summarize_task(task, cells, chance, scored)
+            result.tasks[task.name] = {**summary, "examples": examples}
             continue
         splits = load_task_splits(task, data_files, max_train_samples, max_eval_samples)
+        chance = chance_scores(task, splits[task.report_split])
         for rate in learning_rates:
             for seed in seeds:
                 if (task.name, rate, seed) in done:
@@ -310,7 +383,7 @@ def finetune_tasks(
                 )
         task_cells = [cell for cell in result.cells if (cell["task"], cell["learning_rate"], cell["seed"]) in grid]
         result.tasks[task.name] = {
-            **summarize_task(task, task_cells),
+            **summarize_task(task, task_cells, chance, len(splits[task.report_split])),
             "examples": {split: len(examples) for split, examples in splits.items()},
         }
         result.save(output_dir)

@@ -194,3 +194,28 @@ def test_code_in_a_model_folder_runs_only_with_trust_remote_code(tmp_path, capsy
     with pytest.raises(ValueError, match="not a sequence classifier"):
         load_sequence_classifier(folder, trust_remote_code=True)
     assert marker.read_text() == "ran"
+
+
+def test_probe_results_written_before_the_chance_level_still_load(tmp_path):
+    """A probe_results.json without chance, verdict and deltas_meaningful: unknown, and the deltas still print."""
+    from hf_posenc.tasks.scoring import format_table
+    from hf_posenc.tasks.word_order import chance_note
+
+    old = {
+        "probes": {"original": 0.6, "role-swap": 0.9, "still_entailment": 0.1},
+        "deltas": {"role-swap": 30.0},
+        "model": "old",
+        "model_type": "bert",
+        "train_pairs": 10,
+        "test_pairs": 10,
+        "seed": 0,
+        "locality": None,
+        "symmetry": None,
+        "details": {},
+    }
+    (tmp_path / "probe_results.json").write_text(json.dumps(old), encoding="utf-8")
+    result = ProbeResult.load(tmp_path)
+    assert (result.chance, result.verdict, result.deltas_meaningful) == (None, "unknown", None)
+    assert result.card_results() == {"probes": old["probes"]}
+    assert "+30.0" in format_table({"old": result})
+    assert "unknown" in chance_note(result)

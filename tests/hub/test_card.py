@@ -73,6 +73,20 @@ def test_card_without_results_omits_their_sections(tiny_tokenizer):
     assert "| Symmetric by construction | yes |" in text  # ALiBi with shared fixed slopes
 
 
+def test_card_of_a_probe_model_at_chance_shows_chance_and_no_deltas(tiny_tokenizer):
+    config = tiny_model("rope", tiny_tokenizer).config
+    probes = {"original": 0.34, "shuffle-3": 0.33, "role-swap": 0.66, "still_entailment": 0.34}
+    at_chance = str(render_card(config, {"probes": probes, "probe_chance": 0.35, "probe_verdict": "not above chance"}))
+    assert "Chance level: 35.0%" in at_chance and "not above chance" in at_chance
+    assert "The model stayed at chance on SNLI" in at_chance
+    assert "| role-swap | 66.0% | n/a (model at chance) |" in at_chance and "+32.0" not in at_chance
+    above = str(render_card(config, {"probes": probes, "probe_chance": 0.2, "probe_verdict": "above chance"}))
+    assert "| role-swap | 66.0% | +32.0 |" in above and "Chance level: 20.0%" in above
+    assert "stayed at chance" not in above
+    unknown = str(render_card(config, {"probes": probes}))  # results from before the chance level
+    assert "| role-swap | 66.0% | +32.0 |" in unknown and "Chance level" not in unknown
+
+
 def test_card_reads_symmetry_by_construction_from_the_config(tiny_tokenizer):
     def symmetric_row(variant, **overrides):
         text = str(render_card(tiny_model(variant, tiny_tokenizer, **overrides).config))
@@ -172,3 +186,6 @@ def test_the_typed_results_of_pretraining_and_probing_fit_the_card_schema():
         assert set(values) <= card_fields
         assert normalize_results(values)  # accepted as they are
     assert normalize_results(probe.card_results())["probes"] == {"original": 0.6, "role-swap": 0.3}
+    probe.chance, probe.verdict = 0.34, "not above chance"
+    assert set(probe.card_results()) <= card_fields
+    assert normalize_results(probe.card_results())["probe_verdict"] == "not above chance"

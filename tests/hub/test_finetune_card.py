@@ -57,6 +57,11 @@ def test_a_real_finetune_run_goes_into_the_card_and_its_model_index(tiny_tokeniz
     row = next(line for line in card.text.splitlines() if line.startswith("| sst2 |"))
     assert f"{report['mean']:.4f} ± {report['std']:.4f} (2 seeds)" in row and "(6 examples)" in row
     assert row.endswith(f"| {result.tasks['sst2']['best_learning_rate']:g} |") and "accuracy (selects)" in row
+    # The 6 validation sentences are 3 positive, 3 negative: chance is 0.5; the verdict is the results file's.
+    verdict = result.tasks["sst2"]["verdict"]
+    assert verdict in ("above chance", "not above chance")
+    assert f"| 0.5000 | {verdict} |" in row
+    assert ("**Not above chance: sst2.**" in card.text) == (verdict == "not above chance")
 
 
 def test_hand_written_scores_give_one_eval_result_per_task_and_metric(tiny_tokenizer):
@@ -65,6 +70,13 @@ def test_hand_written_scores_give_one_eval_result_per_task_and_metric(tiny_token
             "pos": {"split": "test", "metrics": {"accuracy": 0.91}, "kind": "token classification", "seeds": 1},
             "mnli-m": {"split": "validation", "metrics": {"accuracy": 0.7}, "std": {"accuracy": 0.01}, "seeds": 3},
             "stsb": {"split": "validation", "metrics": {"pearson": 0.8, "spearmanr": None}, "main_metric": "pearson"},
+            "mrpc": {
+                "split": "validation",
+                "metrics": {"f1": 0.81, "accuracy": 0.68},
+                "main_metric": "f1",
+                "chance": {"f1": 0.81, "accuracy": 0.68},
+                "verdict": "not above chance",
+            },
             "my *task* | x": {"split": "held-out", "metrics": {"f1": 0.5}, "learning_rate": 5e-5},
         }
     }
@@ -76,9 +88,17 @@ def test_hand_written_scores_give_one_eval_result_per_task_and_metric(tiny_token
     assert index[("nyu-mll/glue", "stsb", "validation", "pearson")] == ("text-classification", 0.8)
     assert not any(key[3] == "spearmanr" for key in index)  # undefined: on the card, not in the model-index
     assert index[("my *task* | x", None, "held-out", "f1")] == ("text-classification", 0.5)
-    assert "| my \\*task\\* \\| x | held-out | f1 | 0.5000 | 5e-05 |" in card.text
-    assert "| stsb | validation | spearmanr | undefined (NaN) | – |" in card.text
-    assert "| mnli-m | validation | accuracy | 0.7000 ± 0.0100 (3 seeds) | – |" in card.text
+    assert "| my \\*task\\* \\| x | held-out | f1 | 0.5000 | – | unknown | 5e-05 |" in card.text
+    assert "| stsb | validation | spearmanr | undefined (NaN) | – | unknown (by pearson) | – |" in card.text
+    assert "| mnli-m | validation | accuracy | 0.7000 ± 0.0100 (3 seeds) | – | unknown | – |" in card.text
+    # A score at chance is marked on each of its rows and named under the table.
+    assert (
+        "| mrpc | validation | f1 (selects) | 0.8100 – not above chance | 0.8100 | not above chance | – |" in card.text
+    )
+    assert "| accuracy | 0.6800 – not above chance | 0.6800 | not above chance (by f1) |" in card.text
+    assert "**Not above chance: mrpc.**" in card.text
+    names = {(entry.dataset_config, entry.metric_type): entry.metric_name for entry in card.data.eval_results}
+    assert names[("mrpc", "f1")] == "f1 (not above chance)" and names[("mnli", "accuracy")] == "accuracy"
 
 
 def test_finetune_results_convert_to_the_documented_card_schema():
@@ -94,6 +114,8 @@ def test_finetune_results_convert_to_the_documented_card_schema():
                 "seeds": [1, 2],
                 "report": {"accuracy": {"mean": 0.75, "std": 0.05, "values": [0.7, 0.8]}},
                 "examples": {"train": 10, "validation": 4, "test": 8},
+                "chance": {"accuracy": 0.5},
+                "verdict": "above chance",
             }
         },
         complete=True,
@@ -108,8 +130,16 @@ def test_finetune_results_convert_to_the_documented_card_schema():
         "learning_rate": 1e-4,
         "kind": "single-sentence classification",
         "examples": 8,
+        "chance": {"accuracy": 0.5},
+        "verdict": "above chance",
     }
-    # The results file's own summary (split and means only) is accepted as it is.
-    assert normalize_results(result.card_results())["finetune"]["sentiment"]["metrics"] == {"accuracy": 0.75}
+    # The results file's own summary is accepted as it is.
+    summary = normalize_results(result.card_results())["finetune"]["sentiment"]
+    assert summary["metrics"] == {"accuracy": 0.75} and summary["verdict"] == "above chance"
+    # A file written before chance levels were recorded: no chance level, the verdict unknown.
+    for key in ("chance", "verdict"):
+        del result.tasks["sentiment"][key]
+    old = normalize_results(finetune_card_results(result))["finetune"]["sentiment"]
+    assert "chance" not in old and old["verdict"] == "unknown"
     result.tasks["sentiment"]["report"]["accuracy"]["mean"] = None  # every seed undefined
     assert math.isnan(normalize_results(finetune_card_results(result))["finetune"]["sentiment"]["metrics"]["accuracy"])

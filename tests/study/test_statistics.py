@@ -11,7 +11,17 @@ from study_helpers import micro_spec
 
 from hf_posenc.readings import EXACT_UP_TO, holm, permutation_correlation, seed_noise
 from hf_posenc.study import parse_spec
-from hf_posenc.study.report import _best_line, collect_rows, noise_table, shared_seeds
+from hf_posenc.study.report import (
+    _best_line,
+    _chance_lines,
+    _combined_verdict,
+    _task_verdict,
+    chance_exclusions,
+    collect_rows,
+    correlations,
+    noise_table,
+    shared_seeds,
+)
 
 
 def naive_two_sided_p(x, y, method: str) -> float:
@@ -156,3 +166,50 @@ def test_majority_label_and_the_chance_verdict():
     assert chance_verdict(0.62, 0.59, seed_std=0.02, n=1000)["verdict"] == NOT_ABOVE_CHANCE
     assert chance_verdict(None, 0.5, n=10)["verdict"] == "unknown"
     assert chance_verdict(0.7, 0.0)["verdict"] == "unknown"  # MCC-like chance of 0 and no noise estimate
+
+
+def test_values_not_above_chance_are_left_out_of_the_correlations():
+    """Five runs; run e's probe model stayed at chance, so its probe scores (its row keeps them) are no evidence, and
+    no run's sst2 beats chance, so that score cannot test the claim."""
+    rows = [
+        {"run": run, "locality": loc, "probe_original": acc, "probe_delta_role-swap": delta, "probe_verdict": "above chance",
+         "sst2_accuracy": 0.5 + loc / 100, "sst2_accuracy_verdict": "not above chance"}
+        for run, loc, acc, delta in (("a", 1, 0.6, -5), ("b", 2, 0.65, -6), ("c", 3, 0.7, -7), ("d", 4, 0.75, -8),
+                                     ("e", 5, 0.34, 30))
+    ]  # fmt: skip
+    rows[4]["probe_verdict"] = "not above chance"
+    scores = ["probe_original", "probe_delta_role-swap", "sst2_accuracy"]
+    excluded = chance_exclusions(rows, scores)
+    assert [(item["run"], item["score"]) for item in excluded] == [
+        ("e", "probe_original"),
+        ("e", "probe_delta_role-swap"),
+        *[(run, "sst2_accuracy") for run in "abcde"],
+    ]
+    table = {entry["score"]: entry for entry in correlations(rows, ["locality"], scores, bootstrap=0)}
+    # Without e the probe scores are perfectly monotone in locality; with it they would not be.
+    assert table["probe_original"]["n"] == 4 and table["probe_original"]["spearman"] == pytest.approx(1.0)
+    assert table["probe_delta_role-swap"]["spearman"] == pytest.approx(-1.0)
+    assert table["probe_original"]["excluded_at_chance"] == "e"
+    assert table["sst2_accuracy"]["n"] == 0 and table["sst2_accuracy"]["spearman"] is None
+    assert rows[4]["probe_original"] == 0.34  # the raw value stays in the row
+    lines = _chance_lines(rows, scores)
+    assert any(line.startswith("- probe_original: not above chance in e: left out") for line in lines)
+    assert any("sst2_accuracy: not above chance in every run" in line and "cannot test the claim" in line
+               for line in lines)  # fmt: skip
+    # An unknown verdict (results from before chance levels) keeps the value.
+    rows[4]["probe_verdict"] = "unknown"
+    assert correlations(rows, ["locality"], ["probe_original"], bootstrap=0)[0]["n"] == 5
+
+
+def test_verdicts_over_seeds_and_from_fine_tuning_results():
+    assert _combined_verdict(["above chance", "not above chance"]) == "not above chance"
+    assert _combined_verdict(["above chance", "above chance"]) == "above chance"
+    assert _combined_verdict(["above chance", None]) == "unknown"
+    assert _combined_verdict([None, None]) is None
+    report = {"accuracy": {"mean": 0.5, "std": 0.0, "values": [0.5]}}
+    assert _task_verdict({"report": report}, "accuracy") == "unknown"  # written before verdicts existed
+    assert _task_verdict({"report": report, "verdict": "not above chance"}, "accuracy") == "not above chance"
+    metric_level = {"accuracy": {**report["accuracy"], "verdict": "above chance"}}
+    assert _task_verdict({"report": metric_level, "verdict": "not above chance"}, "accuracy") == "above chance"
+    assert _task_verdict({"report": report, "verdict": {"accuracy": "above chance"}}, "accuracy") == "above chance"
+    assert _task_verdict({"report": report, "verdict": 3}, "accuracy") == "unknown"

@@ -87,6 +87,12 @@ def test_results_plots_and_report_are_written(micro_study):
         assert (output / "plots" / plot).stat().st_size > 1000
     report = (output / REPORT_FILE).read_text()
     assert "## Summary" in report and "Lowest held-out perplexity" in report and "short-table" in report
+    # Two fine-tuning steps leave the probe classifiers at chance: their scores stay in the rows, with the verdict,
+    # and are left out of the correlations, which the summary says.
+    assert all(rows[name]["probe_verdict"] == "not above chance" for name in ("rope", "alibi", "att", "att-local"))
+    assert "- probe_delta_role-swap: not above chance in every run" in report and "cannot test the claim" in report
+    probe_entries = [entry for entry in saved["correlations"] if entry["score"] == "probe_delta_role-swap"]
+    assert probe_entries and all(entry["n"] == 0 and entry["spearman"] is None for entry in probe_entries)
     assert (output / CORRELATIONS_CSV).is_file()
 
 

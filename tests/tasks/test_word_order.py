@@ -55,6 +55,8 @@ def _check_results(result: ProbeResult, output_dir) -> None:
     assert normalize_results({"probes": written.probes})["probes"] == written.probes
     assert written.details["role-swap"]["pairs"] > 0
     assert (written.test_pairs, written.train_pairs) == (TEST_PAIRS, TRAIN_PAIRS)
+    assert 0 < written.chance < 1 and written.verdict in ("above chance", "not above chance")
+    assert written.deltas_meaningful == (written.verdict == "above chance")
     assert (output_dir / "probe_table.txt").read_text().startswith("Model")
     assert sorted(path.stem for path in (output_dir / "probes").glob("*.jsonl")) == sorted(PROBE_NAMES)
 
@@ -109,3 +111,34 @@ def test_probe_command_on_a_tiny_posenc_variant(tiny_tokenizer, snli_files, tmp_
     result = ProbeResult.load(tmp_path / "out")
     _check_results(result, tmp_path / "out")
     assert result.model_type == "posenc_rope" and result.model == "tiny-rope"
+
+
+def test_a_model_that_cannot_learn_is_not_above_chance(tiny_bert, snli_files, tmp_path, capsys):
+    """One step at a learning rate of 1e-9: the classifier keeps its random head. Its accuracy does not beat the
+    majority label's share of the test pairs by twice the binomial noise, so its deltas are not deltas: the table
+    says so, the JSON keeps the raw numbers but marks them, and the card shows chance and no delta."""
+    from collections import Counter
+
+    from hf_posenc.hub.card import _probe_rows
+
+    argv = ["probe", str(tiny_bert), "--output_dir", str(tmp_path / "out"), "--train_file", str(snli_files)]
+    argv += ["--test_file", str(snli_files), "--max_train_samples", "16", "--metric_sentences", "0"]
+    argv += ["--max_steps", "1", "--learning_rate", "1e-9", "--per_device_train_batch_size", "16"]
+    argv += ["--max_seq_length", "48"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    result = ProbeResult.load(tmp_path / "out")
+    labels = [json.loads(line)["gold_label"] for line in (snli_files / "snli_1.0_test.jsonl").read_text().splitlines()]
+    counts = Counter(label for label in labels if label in ("entailment", "neutral", "contradiction"))
+    assert result.test_pairs == sum(counts.values())
+    assert result.chance == pytest.approx(max(counts.values()) / sum(counts.values()))
+    assert result.verdict == "not above chance" and result.deltas_meaningful is False
+    assert result.details["chance"]["noise_from"] == "binomial"
+    assert all(isinstance(value, float) for value in result.deltas.values())  # the raw numbers stay in the JSON
+    [row] = [line for line in printed.splitlines() if line.startswith(tiny_bert.name)]
+    assert row.count("n/a (model at chance)") == len(PROBE_NAMES)
+    assert "WARNING: the model stayed at chance" in printed and f"{100 * result.chance:.1f}%" in printed
+    assert "n/a (model at chance)" in (tmp_path / "out" / "probe_table.txt").read_text()
+    card = normalize_results(result.card_results())
+    assert card["probe_chance"] == result.chance and card["probe_verdict"] == "not above chance"
+    assert {row["delta"] for row in _probe_rows(card["probes"], card["probe_verdict"])} == {"", "n/a (model at chance)"}

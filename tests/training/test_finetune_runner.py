@@ -1,7 +1,10 @@
 """The fine-tuning runner (hf_posenc.training.runner) and `hf-posenc finetune`: one tiny run per task kind, the
-learning-rate grid choosing on the development split, mean and std over seeds, and skipping finished cells."""
+learning-rate grid choosing on the development split, mean and std over seeds, skipping finished cells, and each
+score's chance level and verdict."""
 
+import dataclasses
 import json
+import math
 
 import pytest
 from conftest import tiny_config
@@ -60,6 +63,11 @@ def test_one_run_per_task_kind_scores_the_selection_and_report_splits(tiny_folde
         assert cell["selection"] is not None and cell["report"] is not None
     assert FinetuneResult.load(output).to_dict() == result.to_dict()
     assert "mrpc" in (output / "finetune_table.txt").read_text()
+    # Chance on the 8 validation rows (labels 1, 0, 1, 0, ...: a tie, the first label seen, 1, is the majority):
+    # accuracy 4/8, F1 of class 1 = 2 * 0.5 * 1 / (0.5 + 1). A constant's correlation is undefined: no verdict.
+    assert result.tasks["mrpc"]["chance"] == pytest.approx({"f1": 2 / 3, "accuracy": 0.5})
+    assert result.tasks["stsb"]["chance"] == {"pearson": None, "spearmanr": None}
+    assert result.tasks["stsb"]["verdict"] == "unknown"
 
 
 def test_the_grid_keeps_the_best_development_mean_and_reports_mean_and_std_over_seeds():
@@ -147,3 +155,41 @@ def test_the_finetune_command_prints_the_table(tiny_folder, glue_files, tmp_path
     printed = capsys.readouterr().out
     assert "rte" in printed and "accuracy" in printed and "finetune_results.json" in printed
     assert format_finetune_table(FinetuneResult.load(tmp_path / "cli")) in printed
+    assert "Verdict" in printed and "(chance 50.0)" in printed  # 4 of the 8 validation pairs are entailment
+
+
+def test_the_chance_level_is_the_majority_share_and_a_model_that_cannot_learn_is_not_above_it(
+    tiny_folder, glue_files, tmp_path
+):
+    # 6 of the 8 validation sentences are positive: always answering 1 scores 6/8.
+    validation = tmp_path / "skewed.tsv"
+    rows = [(a, 1) for a, _, _ in ROWS[:6]] + [(a, 0) for a, _, _ in ROWS[6:8]]
+    validation.write_text("sentence\tlabel\n" + "".join(f"{a}\t{label}\n" for a, label in rows), encoding="utf-8")
+    files = {"train": glue_files["train"], "validation": validation}
+    output = tmp_path / "out"
+    one_step = dataclasses.replace(TINY_TRAINING, max_steps=1)
+    options = dict(learning_rates=[1e-9], training=one_step, output_dir=output, data_files=files)
+    result = finetune_tasks(tiny_folder, ["sst2"], log=lambda line: None, **options)
+    summary = result.tasks["sst2"]
+    assert summary["chance"] == {"accuracy": 6 / 8}
+    # One seed: the noise is the binomial standard error of 6/8 on 8 examples, and no accuracy beats it twice over.
+    assert summary["reading"]["noise_from"] == "binomial"
+    assert summary["reading"]["noise"] == pytest.approx(math.sqrt(0.75 * 0.25 / 8))
+    assert summary["verdict"] == result.task_verdict("sst2") == "not above chance"
+    table = format_finetune_table(result)
+    assert "not above chance (accuracy)" in table and "(chance 75.0)" in table
+
+    # A results file written before chance levels existed still loads, and reads as unknown.
+    saved = json.loads(FinetuneResult.path_in(output).read_text())
+    for key in ("chance", "verdict", "reading"):
+        del saved["tasks"]["sst2"][key]
+    FinetuneResult.path_in(output).write_text(json.dumps(saved))
+    old = FinetuneResult.load(output)
+    assert old.task_chance("sst2") == {"accuracy": None} and old.task_verdict("sst2") == "unknown"
+    assert "unknown (accuracy)" in format_finetune_table(old) and "(chance n/a)" in format_finetune_table(old)
+    assert old.card_results()["finetune"]["sst2"]["verdict"] == "unknown"
+    # Run again, it trains nothing but measures the chance level it lacked.
+    lines = []
+    again = finetune_tasks(tiny_folder, ["sst2"], log=lines.append, **options)
+    assert lines == ["sst2: all 1 cell(s) done before, skipped"]
+    assert again.tasks["sst2"]["chance"] == {"accuracy": 0.75} and again.task_verdict("sst2") == "not above chance"
