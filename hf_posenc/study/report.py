@@ -72,35 +72,6 @@ def verdict_column(score: str) -> str:
     return PROBE_VERDICT if score.startswith("probe_") else f"{score}{VERDICT_SUFFIX}"
 
 
-def _verdict_in(entry: Any, metric: str) -> str | None:
-    """A verdict string found in a fine-tuning summary's entry: the string itself, its "verdict", or its metric's."""
-    if isinstance(entry, str):
-        return entry
-    if isinstance(entry, dict):
-        if isinstance(entry.get("verdict"), str):
-            return entry["verdict"]
-        if metric in entry:
-            return _verdict_in(entry[metric], metric)
-    return None
-
-
-def _task_verdict(summary: dict[str, Any], metric: str) -> str:
-    """The chance verdict of one metric of a fine-tuning result's task summary, read defensively: the metric's own
-    ``report[metric]["verdict"]``, else a task-level ``verdict`` (a string, or per metric) or ``chance`` entry;
-    "unknown" when none is recorded (results written before chance levels were)."""
-    report = summary.get("report")
-    candidates = [
-        report.get(metric) if isinstance(report, dict) else None,
-        summary.get("verdict"),
-        summary.get("chance"),
-    ]
-    for candidate in candidates:
-        verdict = _verdict_in(candidate, metric)
-        if verdict in (ABOVE_CHANCE, NOT_ABOVE_CHANCE):
-            return verdict
-    return "unknown"
-
-
 def _combined_verdict(verdicts: list[Any]) -> str | None:
     """A run's verdict over its compared seeds: "not above chance" when any seed's score is (the mean then holds a
     number that is not a result), "above chance" when every seed's is, else "unknown"; None when no seed has one."""
@@ -118,6 +89,8 @@ def _combined_verdict(verdicts: list[Any]) -> str | None:
 def _unit_values(spec: StudySpec, unit: Path) -> tuple[dict[str, Any], list[str]]:
     """The numbers one (run, seed) produced (and, as ``<score>_verdict``, whether its scores beat chance), and its
     failed steps as 'step: error'."""
+    from ..tasks.registry import get_task
+
     values: dict[str, Any] = {}
     errors = []
     steps = step_folders(unit, [task.name for task in spec.tasks])
@@ -137,10 +110,12 @@ def _unit_values(spec: StudySpec, unit: Path) -> tuple[dict[str, Any], list[str]
     for task in spec.tasks:
         folder = steps[f"task:{task.name}"]
         if FinetuneResult.exists_in(folder):
-            summary = FinetuneResult.load(folder).tasks.get(task.name)
-            for metric, numbers in (summary or {}).get("report", {}).items():
+            result = FinetuneResult.load(folder)
+            for metric, numbers in result.tasks.get(task.name, {}).get("report", {}).items():
                 values[f"{task.name}_{metric}"] = numbers.get("mean")
-                values[f"{task.name}_{metric}{VERDICT_SUFFIX}"] = _task_verdict(summary, metric)
+            if task.name in result.tasks:  # the verdict is the main metric's, the score the study correlates
+                main_metric = f"{task.name}_{get_task(task.name).main_metric}"
+                values[f"{main_metric}{VERDICT_SUFFIX}"] = result.task_verdict(task.name)
     if spec.probes is not None and ProbeResult.exists_in(steps["probes"]):
         probe = ProbeResult.load(steps["probes"])
         for name, accuracy in probe.probes.items():

@@ -15,7 +15,6 @@ from hf_posenc.study.report import (
     _best_line,
     _chance_lines,
     _combined_verdict,
-    _task_verdict,
     chance_exclusions,
     collect_rows,
     correlations,
@@ -201,15 +200,8 @@ def test_values_not_above_chance_are_left_out_of_the_correlations():
     assert correlations(rows, ["locality"], ["probe_original"], bootstrap=0)[0]["n"] == 5
 
 
-def test_verdicts_over_seeds_and_from_fine_tuning_results():
+def test_verdicts_over_seeds():
     assert _combined_verdict(["above chance", "not above chance"]) == "not above chance"
     assert _combined_verdict(["above chance", "above chance"]) == "above chance"
     assert _combined_verdict(["above chance", None]) == "unknown"
     assert _combined_verdict([None, None]) is None
-    report = {"accuracy": {"mean": 0.5, "std": 0.0, "values": [0.5]}}
-    assert _task_verdict({"report": report}, "accuracy") == "unknown"  # written before verdicts existed
-    assert _task_verdict({"report": report, "verdict": "not above chance"}, "accuracy") == "not above chance"
-    metric_level = {"accuracy": {**report["accuracy"], "verdict": "above chance"}}
-    assert _task_verdict({"report": metric_level, "verdict": "not above chance"}, "accuracy") == "above chance"
-    assert _task_verdict({"report": report, "verdict": {"accuracy": "above chance"}}, "accuracy") == "above chance"
-    assert _task_verdict({"report": report, "verdict": 3}, "accuracy") == "unknown"
