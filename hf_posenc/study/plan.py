@@ -2,7 +2,9 @@
 
 The estimate times real training steps on this machine: for each variant, a model of the spec's size runs one
 warm-up step and `TIMED_STEPS` timed steps (forward, backward, AdamW) on random tokens of the spec's length, with a batch of
-at most `TIMING_BATCH` sequences (one for small and base models on a CPU), scaled linearly to the spec's batch. Fine-tuning steps are estimated from the same
+at most `TIMING_BATCH` sequences (one for small and base models on a CPU), scaled linearly to the spec's batch; the
+median step counts, so one step slowed by another job does not set the estimate. The machine's load average while
+timing is recorded with the estimate: other jobs on the cores make every timed step, and so the estimate, longer. Fine-tuning steps are estimated from the same
 time, scaled by their batch and length; data loading and evaluation passes are not counted, so this first estimate is
 a lower bound. Once units of the study have finished, each pending step is estimated from the measured time of the
 same step (of the same variant for pretraining) in the folder's ``step_seconds.json`` files, which counts everything.
@@ -11,6 +13,7 @@ same step (of the same variant for pretraining) in the folder's ``step_seconds.j
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -23,7 +26,7 @@ from .spec import RunSpec, StudySpec
 __all__ = ["StudyPlan", "format_plan", "plan_study", "time_training_step"]
 
 TIMING_BATCH = 4
-TIMED_STEPS = 2  # after one warm-up step
+TIMED_STEPS = 5  # after one warm-up step
 
 
 def time_training_step(spec: StudySpec, run: RunSpec) -> float:
@@ -68,7 +71,7 @@ def time_training_step(spec: StudySpec, run: RunSpec) -> float:
         if device == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - started)
-    return min(seconds[1:]) * pretraining.batch_size / batch
+    return statistics.median(seconds[1:]) * pretraining.batch_size / batch
 
 
 @dataclass
@@ -90,6 +93,8 @@ class StudyPlan:
     step_seconds: dict[str, float]
     measured_steps: int = 0
     calibration: float = 1.0
+    load_average: float | None = None  # the 1-minute load average after timing (None where the OS has none)
+    cores: int | None = None
 
     @property
     def total_seconds(self) -> float:
@@ -124,7 +129,7 @@ def plan_study(
     time_steps: bool = True,
     log=print,
 ) -> StudyPlan:
-    """What each (run, seed) still has to do, and an estimate of its time from one timed step per variant (of the
+    """What each (run, seed) still has to do, and an estimate of its time from timed steps of each variant (of the
     runs with steps to run; a run whose step cannot run, a table too short for the blocks say, is noted)."""
     pretraining = spec.pretraining
     pretrain_tokens = pretraining.batch_size * pretraining.max_seq_length
@@ -150,9 +155,10 @@ def plan_study(
             continue
         try:
             step_seconds[run.variant] = time_training_step(spec, run)
-            log(f"timed one training step of {run.variant}: {step_seconds[run.variant]:.3f} s")
+            log(f"timed a training step of {run.variant}: {step_seconds[run.variant]:.3f} s (median of {TIMED_STEPS})")
         except Exception as error:  # the run itself will fail the same way; the plan says so
             timing_errors[run.name] = f"{type(error).__name__}: {error}"
+    load_average = os.getloadavg()[0] if step_seconds and hasattr(os, "getloadavg") else None
     measured = _measured_seconds(spec, output)
     # How much longer a finished pretraining took than its timed steps (data, evaluation, measurements, load).
     ratios = [
@@ -179,7 +185,13 @@ def plan_study(
                 unit.seconds += cells * _finetune_steps(settings) * step_time * scale * calibration
     finished = sum(len(values) for (step, variant), values in measured.items() if variant is None)
     return StudyPlan(
-        output=output, units=units, step_seconds=step_seconds, measured_steps=finished, calibration=calibration
+        output=output,
+        units=units,
+        step_seconds=step_seconds,
+        measured_steps=finished,
+        calibration=calibration,
+        load_average=load_average,
+        cores=os.cpu_count(),
     )
 
 
@@ -229,4 +241,12 @@ def format_plan(spec: StudySpec, plan: StudyPlan) -> str:
         else "no time estimate (no step was timed)."
     )
     lines += ["", f"{to_run} of {len(plan.units)} (run, seed) units have steps to run; {estimate}"]
+    if plan.load_average is not None:
+        load = f"machine load while timing: {plan.load_average:.1f} (1-minute average) on {plan.cores} cores"
+        if plan.cores and plan.load_average > plan.cores:
+            load += (
+                "; more work than cores, so the timed steps ran slower than they will on a quiet machine: time again "
+                "when it is quiet for a tighter estimate"
+            )
+        lines.append(load + ".")
     return "\n".join(lines)

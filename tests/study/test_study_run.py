@@ -5,6 +5,7 @@ import csv
 import itertools
 import json
 import math
+import re
 
 import pytest
 from scipy import stats
@@ -157,7 +158,8 @@ def test_dry_run_plans_from_the_folder(micro_study, tmp_path, capsys):
     spec_path = write_spec(tmp_path / "spec.yaml", spec)
     assert cli.main(["study", spec_path, "--output", str(micro_study["output"]), "--dry_run"]) == 0
     printed = capsys.readouterr().out
-    assert "timed one training step of nope" in printed
+    assert "timed a training step of nope: " in printed and "(median of 5)" in printed
+    assert re.search(r"machine load while timing: \d+\.\d \(1-minute average\) on \d+ cores", printed)
     assert "1 of 6 (run, seed) units have steps to run" in printed
     assert "failed before: pretrain" in printed
     assert "from the measured times of the 20 steps this folder has finished" in printed  # 4 units x 5 steps
