@@ -458,6 +458,12 @@ def _check_pretraining(spec: PretrainingSpec, where: Where) -> None:
     training_fields = {item.name for item in dataclasses.fields(TrainingArguments)}
     owned = {"max_steps", "per_device_train_batch_size", "learning_rate", "output_dir", "seed"}
     for key in spec.training:
+        if key in SECRET_FIELDS or key.endswith("_token"):
+            raise where.error(
+                path + ("training", key),
+                f"training.{key} is a secret, and the spec is written in clear into study_spec.json; drop it and log "
+                "in with `hf auth login` (or set HF_TOKEN) instead.",
+            )
         if key in owned:
             raise where.error(
                 path + ("training", key), f"training.{key} is set by the study (budget, batch_size, seeds); drop it."
@@ -523,6 +529,10 @@ def _safe_name(name: Any, path: tuple, where: Where) -> str:
 
 
 _RUN_KEYS = ("name", "variant", "settings", "grid", "seeds")
+
+
+# TrainingArguments fields that hold credentials (besides any field whose name ends in _token).
+SECRET_FIELDS = {"hub_token", "push_to_hub_token"}
 
 
 def _runs(value: Any, default_seeds: list[int], pretraining: PretrainingSpec, where: Where) -> list[RunSpec]:

@@ -14,6 +14,7 @@ the same settings skips the cells already done, and ``finetune_table.txt`` at th
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 import statistics
@@ -296,10 +297,13 @@ def finetune_tasks(
         raise ValueError("no task to fine-tune on; name at least one with --task NAME.")
     for task in task_list:  # before anything trains
         check_data_files(task, data_files)
-    if not learning_rates or any(not rate > 0 for rate in learning_rates):
-        raise ValueError(f"--learning_rates must be one or more numbers above 0 (got {list(learning_rates)}).")
+    if not learning_rates or any(not 0 < rate < math.inf for rate in learning_rates):
+        raise ValueError(f"--learning_rates must be one or more finite numbers above 0 (got {list(learning_rates)}).")
     if not seeds:
         raise ValueError("--seeds needs at least one seed.")
+    for flag, values in (("--learning_rates", learning_rates), ("--seeds", seeds)):
+        if len(set(values)) < len(values):  # a repeated seed would count one run twice and report a spread of 0
+            raise ValueError(f"{flag} repeats a value ({list(values)}); give each one once.")
     for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be at least 1 (got {value}); leave it out to use the whole split.")

@@ -61,6 +61,8 @@ def test_the_good_spec_loads(tmp_path):
         ("  size: tiny", "  size: huge", 3, ["unknown size 'huge'"]),
         ("  - variant: rope", "  - variant: rope\n    settings: {attenuation_strenght: 1}", 10, ["did you mean"]),
         ("      attenuation_strength: [0.05, 0.5]", "      attenuation_strength: [-1]", 10, ["make no valid model"]),
+        ("  steps: 4", "  steps: 4\n  training: {hub_token: hf_secret}", 8,
+         ["training.hub_token is a secret", "written in clear", "HF_TOKEN"]),
     ],
 )  # fmt: skip
 def test_a_bad_spec_names_its_line(tmp_path, old, new, line, words):

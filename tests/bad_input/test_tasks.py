@@ -94,7 +94,12 @@ def test_an_output_folder_with_another_models_results_is_refused(tiny_folder, tm
 
 
 def test_bad_grid_options_are_refused(tiny_folder, tmp_path):
-    with pytest.raises(ValueError, match="--learning_rates must be one or more numbers above 0"):
-        finetune_tasks(tiny_folder, ["sentiment"], learning_rates=[0.0], output_dir=tmp_path)
+    for rates in ([0.0], [float("inf")], [float("nan")]):
+        with pytest.raises(ValueError, match="--learning_rates must be one or more finite numbers above 0"):
+            finetune_tasks(tiny_folder, ["sentiment"], learning_rates=rates, output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"--seeds repeats a value \(\[1, 1\]\); give each one once"):
+        finetune_tasks(tiny_folder, ["sentiment"], seeds=[1, 1], output_dir=tmp_path)
+    with pytest.raises(ValueError, match="--learning_rates repeats a value"):
+        finetune_tasks(tiny_folder, ["sentiment"], learning_rates=[1e-3, 1e-3], output_dir=tmp_path)
     with pytest.raises(ValueError, match="--max_train_samples must be at least 1"):
         finetune_tasks(tiny_folder, ["sentiment"], max_train_samples=0, output_dir=tmp_path)
