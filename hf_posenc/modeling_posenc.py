@@ -1,8 +1,8 @@
 """One BERT-style encoder shared by every positional encoding, its MLM and classification heads, and the three
 model classes of each variant.
 
-Hub code: copied next to every saved model (with configuration_posenc.py and positional.py), so it imports only
-torch, transformers and those two files.
+Hub code: copied next to every saved model (with configuration_posenc.py and the positional*.py files), so it imports only
+torch, transformers and those files.
 """
 
 import torch

@@ -9,8 +9,10 @@ Routes (see "The variants" in README.md):
   score   terms that need queries or keys against relative position embeddings; computed per layer on the
           eager attention path.
 
-The encoder asks an encoding for what its route needs and never looks at its name. This file is Hub code:
-it is copied next to every saved model, so it imports only torch and transformers.
+The encoder asks an encoding for what its route needs and never looks at its name. The base class and shared
+helpers are in positional_base.py, the bias route in positional_bias.py; this file holds the other routes and the
+registry `ENCODINGS`. All three are Hub code: copied next to every saved model, so they import only torch and
+transformers.
 """
 
 import math
@@ -19,66 +21,32 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
+from .positional_base import PositionalEncoding, gather_relative, signed_distance
+from .positional_bias import (
+    ALiBiBias,
+    AttenuatedBias,
+    BiasEncoding,
+    FireBias,
+    KerpleBias,
+    T5RelativeBias,
+    TupeBias,
+    alibi_slopes,
+    per_head_values,
+    t5_relative_bucket,
+)
 
-class PositionalEncoding(nn.Module):
-    """Base class. Subclasses set the class attributes below and implement their route's method:
-    `embeddings(seq_len, device, dtype)`, `bias(seq_len, device)`, `rotate(query, key, context)` or
-    `scores(query, key, layer_index, context)`. Everything that depends on positions only is computed once per
-    forward: the embeddings, the bias, and the `context` that `layer_context` gives every layer."""
-
-    name = "base"
-    route = "none"
-    paper = ""
-    symmetric = True  # symmetric by construction: weight of key i-d equals that of i+d, content aside
-    extrapolates = True  # runs on sequences longer than max_position_embeddings
-    scale_divisor = 1  # content logits are scaled by 1/sqrt(scale_divisor * head_dim) (DeBERTa: 3, TUPE: 2)
-    absolute = False  # uses absolute positions, so padding before real tokens would shift them
-    length_dependent = False  # the bias depends on the sequence length: `bias(..., real_lengths=[B])` per sequence
-    per_layer = False  # the bias has one [H, T, T] slice per layer: `bias` returns [L, H, T, T] (not length-dependent)
-    token_embedding_scale = 1.0  # the token embeddings are multiplied by this (Vaswani et al.: sqrt(hidden_size))
-
-    def __init__(self, config):
-        super().__init__()
-        self.num_heads = config.num_attention_heads
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.max_position_embeddings = config.max_position_embeddings
-
-    def check_length(self, seq_len: int) -> None:
-        if not self.extrapolates and seq_len > self.max_position_embeddings:
-            raise ValueError(
-                f"Sequence length {seq_len} exceeds max_position_embeddings={self.max_position_embeddings}, and the "
-                f"'{self.name}' encoding has a fixed table that cannot extrapolate. Truncate the inputs to "
-                f"{self.max_position_embeddings} tokens, or train with a larger max_position_embeddings, or use an "
-                "encoding that extrapolates (rope, alibi, t5, kerple, fire, attenuated, shaw, huang, deberta)."
-            )
-
-    def reset_parameters(self) -> None:
-        """(Re)initialise own parameters with transformers' init helpers, which skip weights already loaded."""
-
-    def layer_context(self, seq_len: int, device, dtype):
-        """What every layer's `rotate` or `scores` needs that depends on positions only (rotation tables,
-        distance indices), built once per forward by the encoder and handed to each layer."""
-        return None
-
-    def table_rows(self, seq_len: int) -> set[int] | None:
-        """The rows of a learned table indexed by position or distance that a sequence of `seq_len` tokens reads, or
-        None when the encoding computes its positions instead of looking them up. A length whose rows a shorter
-        training length never read runs on untrained parameters (`hf-posenc extrapolate` reports it)."""
-        return None
-
-
-def signed_distance(seq_len: int, device) -> torch.Tensor:
-    """[T, T] matrix of i - j (query minus key): positive when the key is left of the query."""
-    positions = torch.arange(seq_len, device=device)
-    return positions[:, None] - positions[None, :]
-
-
-def gather_relative(scores_by_distance: torch.Tensor, distance_index: torch.Tensor) -> torch.Tensor:
-    """Turn [B, H, T, R] scores of each row against R relative-position embeddings into [B, H, T, T] by picking,
-    for entry (i, j), the embedding `distance_index[i, j]`. Costs T*R dot products instead of T*T*D."""
-    batch, heads, seq_len, _ = scores_by_distance.shape
-    index = distance_index.expand(batch, heads, seq_len, distance_index.shape[-1])
-    return torch.gather(scores_by_distance, -1, index)
+__all__ = [
+    "ENCODINGS",
+    "BiasEncoding",
+    "PositionalEncoding",
+    "ScoreEncoding",
+    "alibi_slopes",
+    "deberta_log_bucket",
+    "gather_relative",
+    "per_head_values",
+    "signed_distance",
+    "t5_relative_bucket",
+]
 
 
 # ----------------------------------------------------------------------------------------------------- none
@@ -189,371 +157,6 @@ class RotaryEncoding(PositionalEncoding):
 def rotate_half(states: torch.Tensor) -> torch.Tensor:
     first, second = states.chunk(2, dim=-1)
     return torch.cat((-second, first), dim=-1)
-
-
-# ----------------------------------------------------------------------------------------------------- bias
-class BiasEncoding(PositionalEncoding):
-    """Base of the bias route: `bias(seq_len, device)` returns a float32 [H, T, T] additive logit bias."""
-
-    route = "bias"
-
-    def bias(self, seq_len: int, device) -> torch.Tensor:
-        raise NotImplementedError
-
-
-def t5_relative_bucket(relative_position: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
-    """T5's bidirectional bucketing of j - i: half the buckets per direction, exact for small distances,
-    logarithmic up to max_distance, and the last bucket for everything beyond."""
-    half = num_buckets // 2
-    buckets = (relative_position > 0).long() * half
-    distance = relative_position.abs()
-    max_exact = half // 2
-    log_bucket = (
-        max_exact
-        + (
-            torch.log(distance.float().clamp(min=1) / max_exact)
-            / math.log(max_distance / max_exact)
-            * (half - max_exact)
-        ).long()
-    )
-    log_bucket = log_bucket.clamp(max=half - 1)
-    return buckets + torch.where(distance < max_exact, distance, log_bucket)
-
-
-class T5RelativeBias(BiasEncoding):
-    """T5's learned relative bias (Raffel et al. 2020): one scalar per head for each bucket of j - i, buckets
-    logarithmic beyond a few tokens. Route: bias. Parameters: `relative_attention_num_buckets`,
-    `relative_attention_max_distance`. Not symmetric by construction (left and right have their own buckets)."""
-
-    name = "t5"
-    paper = "Raffel et al. 2020, Exploring the limits of transfer learning with a unified text-to-text transformer (T5)"
-    symmetric = False
-
-    def __init__(self, config, extra_buckets: int = 0):
-        super().__init__(config)
-        self.num_buckets = config.relative_attention_num_buckets
-        self.max_distance = config.relative_attention_max_distance
-        self.relative_attention_bias = nn.Embedding(self.num_buckets + extra_buckets, self.num_heads)
-
-    def buckets(self, seq_len: int, device) -> torch.Tensor:
-        """[T, T] bucket of each (query i, key j), from the key's offset j - i as T5 computes it."""
-        return t5_relative_bucket(-signed_distance(seq_len, device), self.num_buckets, self.max_distance)
-
-    def bias(self, seq_len: int, device, buckets: torch.Tensor | None = None) -> torch.Tensor:
-        buckets = self.buckets(seq_len, device) if buckets is None else buckets
-        return self.relative_attention_bias(buckets).permute(2, 0, 1).float()
-
-    def table_rows(self, seq_len: int) -> set[int]:
-        return set(self.buckets(seq_len, "cpu").unique().tolist())
-
-
-def alibi_slopes(num_heads: int) -> torch.Tensor:
-    """ALiBi's geometric slopes 2^(-8/n), 2^(-16/n), ...; for a head count that is not a power of two, the slopes
-    of the nearest lower power of two followed by every other slope of the next one (Press et al. 2022)."""
-    closest_power = 2 ** math.floor(math.log2(num_heads))
-
-    def geometric(count: int) -> list[float]:
-        return [2.0 ** (-8.0 * (index + 1) / count) for index in range(count)]
-
-    slopes = geometric(closest_power)
-    if closest_power < num_heads:
-        slopes += geometric(2 * closest_power)[0::2][: num_heads - closest_power]
-    return torch.tensor(slopes)
-
-
-class ALiBiBias(BiasEncoding):
-    """ALiBi (Press et al. 2022): bias -m_h * |i - j| with geometric per-head slopes m_h, symmetric in |i - j| as in
-    MosaicBERT and JinaBERT. Route: bias. Parameters: `alibi_symmetric` (default True); when False each head gets
-    the slope m_h for keys on its left and the slope of the mirrored head m_(H-1-h) on its right, so some heads
-    look mostly left and others mostly right; `alibi_learnable_slopes` makes the slopes trainable from those
-    values (with `alibi_symmetric=True` one slope per head serves both sides, so the bias stays symmetric).
-    Symmetric by construction exactly when `alibi_symmetric=True`."""
-
-    name = "alibi"
-    paper = "Press et al. 2022, Train short, test long: attention with linear biases (ALiBi)"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.asymmetric = not config.alibi_symmetric
-        self.symmetric = config.alibi_symmetric
-        if config.alibi_learnable_slopes:
-            self.slopes = nn.Parameter(self.initial_slopes())
-        else:
-            self.register_buffer("slopes", self.initial_slopes(), persistent=False)
-
-    def initial_slopes(self) -> torch.Tensor:
-        """[1, H] shared slopes, or [2, H] left and right slopes (the right ones mirrored across heads)."""
-        left = alibi_slopes(self.num_heads)
-        return torch.stack((left, left.flip(0))) if self.asymmetric else left[None]
-
-    def reset_parameters(self) -> None:
-        init.copy_(self.slopes, self.initial_slopes())
-
-    def bias(self, seq_len: int, device) -> torch.Tensor:
-        distance = signed_distance(seq_len, device).float()
-        left_slopes, right_slopes = self.slopes[0], self.slopes[-1]
-        key_is_left = (distance > 0)[None]
-        slope = torch.where(key_is_left, left_slopes[:, None, None], right_slopes[:, None, None])
-        return -slope.float() * distance.abs()[None]
-
-
-class KerpleBias(BiasEncoding):
-    """KERPLE (Chi et al. 2022): conditionally positive-definite kernels of |i - j| with learnable per-head
-    parameters r1, r2 > 0: the logarithmic kernel -r1*log(1 + r2*|i - j|) (`kerple_kernel="log"`, the paper's
-    best) or the power kernel -r1*|i - j|^r2 with 0 < r2 <= 2 (`kerple_kernel="power"`). As in the reference code
-    (chijames/KERPLE), each head draws its own starting values, r1 ~ U(0, 2) and r2 ~ U(0, 1) for the log kernel,
-    r1 ~ U(0, 1) and r2 ~ U(0, 2) for the power kernel, and before each use the stored values are clamped into
-    range in place, so a parameter pushed below the floor keeps its gradient. One pair per head, shared by all
-    layers, as in the reference. Route: bias. Symmetric by construction (it depends on |i - j| only)."""
-
-    name = "kerple"
-    paper = "Chi et al. 2022, KERPLE: kernelized relative positional embedding for length extrapolation"
-    floor = 1e-2
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.kernel = config.kerple_kernel
-        self.scale = nn.Parameter(torch.empty(self.num_heads))
-        self.shape = nn.Parameter(torch.empty(self.num_heads))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        log_kernel = self.kernel == "log"
-        init.uniform_(self.scale, 0.0, 2.0 if log_kernel else 1.0)
-        init.uniform_(self.shape, 0.0, 1.0 if log_kernel else 2.0)
-
-    def bias(self, seq_len: int, device) -> torch.Tensor:
-        distance = signed_distance(seq_len, device).abs().float()[None]
-        # Clamping the stored values (not the graph) keeps the gradient of a parameter that fell below the floor,
-        # and gives the same outputs as clamping in the graph for any saved weights.
-        with torch.no_grad():
-            self.scale.clamp_(min=self.floor)
-            self.shape.clamp_(min=self.floor, max=None if self.kernel == "log" else 2.0)
-        scale, shape = self.scale.float()[:, None, None], self.shape.float()[:, None, None]
-        if self.kernel == "log":
-            return -scale * torch.log1p(shape * distance)
-        return -scale * distance.pow(shape)
-
-
-class FireBias(BiasEncoding):
-    """FIRE (Li et al. 2023): a small MLP maps a log-normalised distance to one bias per head. The paper is causal:
-    query i reads psi(i - j) / psi(max(L, i)), its distance to the key over its own context (the i keys on its
-    left), with psi(x) = log(|c x| + 1), a learned c, and a threshold L = |m * L0| whose multiplier m (starting at
-    1) is learned while L0 (`fire_init_threshold`) stays fixed, so L moves at the pace of every other parameter.
-    Bidirectional adaptation used here: keys on the left are read exactly as the paper does; keys on the right are
-    its mirror image, normalised by the query's context on the right, psi(max(L, T - 1 - i)) with T the sequence's
-    real length (padding excluded); the MLP reads sign(i - j) times the normalised distance, so it can tell left
-    from right, in [-1, 1] at any length. Like the paper's, the normaliser depends on the query's position, so
-    left padding is refused. Route: bias. Parameters: `fire_hidden_size`, `fire_init_c`, `fire_init_threshold`
-    (L0). Not symmetric by construction. Revision 1 learned L itself and normalised every query by
-    psi(max(L, T)), with |c| + 1e-6 in psi (then FIRE depended on i - j only)."""
-
-    name = "fire"
-    absolute = True  # the normaliser reads the query's position (revision 1's did not)
-    length_dependent = True
-    paper = "Li et al. 2023, Functional interpolation for relative positions improves long context transformers (FIRE)"
-    symmetric = False
-    normaliser_eps = 1e-6  # added to the normaliser, as in the paper's code, so c -> 0 cannot divide by zero
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.init_c = config.fire_init_c
-        self.init_threshold = config.fire_init_threshold
-        self.revision = config.posenc_revision
-        self.absolute = self.revision >= 2
-        self.mlp = nn.Sequential(
-            nn.Linear(1, config.fire_hidden_size), nn.ReLU(), nn.Linear(config.fire_hidden_size, self.num_heads)
-        )
-        self.c = nn.Parameter(torch.tensor(float(self.init_c)))
-        if self.revision >= 2:
-            self.threshold_multiplier = nn.Parameter(torch.tensor(1.0))
-        else:
-            self.threshold = nn.Parameter(torch.tensor(float(self.init_threshold)))
-
-    def reset_parameters(self) -> None:
-        init.constant_(self.c, self.init_c)
-        if self.revision >= 2:
-            init.ones_(self.threshold_multiplier)
-        else:
-            init.constant_(self.threshold, self.init_threshold)
-
-    def bias(self, seq_len: int, device, real_lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """[H, T, T], or [B, H, T, T] normalised by each sequence's own length when `real_lengths` ([B]) is given."""
-        distance = signed_distance(seq_len, device).float()
-        lengths = torch.tensor(float(seq_len), device=device) if real_lengths is None else real_lengths.float()
-        if real_lengths is not None:
-            lengths = lengths[:, None, None]
-        c = self.c.float()
-        if self.revision >= 2:
-            query = torch.arange(seq_len, device=device, dtype=torch.float32)[:, None]
-            # The query's context on the key's side: the i keys on its left, or the T - 1 - i on its right.
-            context = torch.where(distance >= 0, query, lengths - 1 - query)
-            threshold = (self.threshold_multiplier.float() * self.init_threshold).abs()
-            normaliser = torch.log1p((c * torch.maximum(threshold, context)).abs()) + self.normaliser_eps
-            features = torch.sign(distance) * torch.log1p((c * distance).abs()) / normaliser
-        else:
-            c = c.abs() + 1e-6
-            normaliser = torch.log1p(c * torch.maximum(self.threshold.float().abs(), lengths))
-            features = torch.sign(distance) * torch.log1p(c * distance.abs()) / normaliser
-        return self.mlp(features[..., None].to(self.mlp[0].weight.dtype)).movedim(-1, -3).float()
-
-
-def per_head_values(value, num_heads: int, per_head: bool) -> list[float]:
-    """A float or list of floats as the list of starting values: one per head, or a single shared one."""
-    values = [float(item) for item in value] if isinstance(value, (list, tuple)) else [float(value)]
-    return values * num_heads if per_head and len(values) == 1 else values
-
-
-class AttenuatedBias(BiasEncoding):
-    """The locality/symmetry paper's attenuated encoding (Chen et al. 2023): a Gaussian penalty on the distance
-    d = |i - j|, -w*d^2 for keys left of the query and -s*w*d^2 for keys right of it. `w`
-    (`attenuation_strength`) dials locality, `s` (`attenuation_symmetry`) dials symmetry: s = 1 is symmetric,
-    s < 1 favours the right, s > 1 the left. Each is a float (shared by all heads) or a list with one value per
-    head; `attenuation_per_head=True` expands a float to one value per head and `attenuation_learnable=True`
-    trains them. Route: bias. Symmetric by construction when s = 1 and the values are fixed.
-
-    `attenuation_form` chooses what is added to the logits:
-      "logit"        the penalty itself (default): the log-weights of a Gaussian, so without content the attention
-                     of each row is exactly a Gaussian of variance 1/(2w); w and s are the paper's dials.
-      "probability"  the seed repository's `attenuated.py` (tigerchen52/locality_symmetry): the Gaussian's
-                     *probabilities*, softmax over the row's real keys of the penalty, added to the logits; values
-                     in (0, 1], so a much weaker locality (seed default w = 0.5, s = 1, fixed, one table for every
-                     head and layer). The seed normalises over the padded length; here over the real keys, so
-                     padding never changes outputs (identical without padding).
-      "learned_table" the seed repository's `attenuated_l.py`: a learnable table per layer and head of
-                     `max_position_embeddings` values indexed by |i - j|, started from the one-sided normalised
-                     Gaussian exp(-w d^2) / sum over d' < max_position_embeddings of exp(-w d'^2); symmetric (s must
-                     be 1) and limited to `max_position_embeddings` tokens, like its table."""
-
-    name = "attenuated"
-    paper = "Chen, Varoquaux, Suchanek 2023, The locality and symmetry of positional encodings"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.form = config.attenuation_form
-        per_head = config.attenuation_per_head
-        self.init_strength = per_head_values(config.attenuation_strength, self.num_heads, per_head)
-        self.init_symmetry = per_head_values(config.attenuation_symmetry, self.num_heads, per_head)
-        if self.form == "learned_table":
-            self.per_layer, self.extrapolates = True, False
-            self.num_layers = config.num_hidden_layers
-            self.distance_table = nn.Parameter(
-                torch.empty(self.num_layers, self.num_heads, self.max_position_embeddings)
-            )
-            self.reset_parameters()
-            return
-        self.length_dependent = self.form == "probability"
-        self.symmetric = all(ratio == 1 for ratio in self.init_symmetry) and not config.attenuation_learnable
-        if config.attenuation_learnable:
-            self.strength = nn.Parameter(torch.tensor(self.init_strength))
-            self.symmetry_ratio = nn.Parameter(torch.tensor(self.init_symmetry))
-        else:
-            self.register_buffer("strength", torch.tensor(self.init_strength), persistent=False)
-            self.register_buffer("symmetry_ratio", torch.tensor(self.init_symmetry), persistent=False)
-
-    def reset_parameters(self) -> None:
-        if self.form == "learned_table":
-            distance = torch.arange(self.max_position_embeddings, dtype=torch.float64)
-            strength = torch.tensor(self.init_strength, dtype=torch.float64).expand(self.num_heads)[:, None]
-            one_sided = torch.softmax(-strength * distance.square(), dim=-1)
-            init.copy_(self.distance_table, one_sided.float().expand_as(self.distance_table))
-            return
-        init.copy_(self.strength, torch.tensor(self.init_strength))
-        init.copy_(self.symmetry_ratio, torch.tensor(self.init_symmetry))
-
-    def table_rows(self, seq_len: int) -> set[int] | None:
-        return set(range(seq_len)) if self.form == "learned_table" else None
-
-    def penalty(self, seq_len: int, device) -> torch.Tensor:
-        """[H, T, T] Gaussian penalty -w d^2 (left) and -s w d^2 (right)."""
-        distance = signed_distance(seq_len, device).float()
-        # Learnable values may drift negative; a negative w or s would reward distance, so keep them >= 0.
-        strength = self.strength.float().clamp(min=0).expand(self.num_heads)[:, None, None]
-        ratio = self.symmetry_ratio.float().clamp(min=0).expand(self.num_heads)[:, None, None]
-        side_factor = torch.where((distance < 0)[None], ratio, torch.ones_like(ratio))
-        return -strength * side_factor * distance.square()[None]
-
-    def bias(self, seq_len: int, device, real_lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """[H, T, T]; [L, H, T, T] for the learned table; [B, H, T, T] for the probability form with
-        `real_lengths` ([B]), each sequence normalised over its own real keys."""
-        if self.form == "learned_table":
-            distance = signed_distance(seq_len, device).abs()
-            return self.distance_table[:, :, distance].float()
-        penalty = self.penalty(seq_len, device)
-        if self.form == "logit":
-            return penalty
-        if real_lengths is not None:
-            padded_key = torch.arange(seq_len, device=device)[None, :] >= real_lengths[:, None]  # [B, T]
-            penalty = penalty.masked_fill(padded_key[:, None, None, :], float("-inf"))
-        return torch.softmax(penalty, dim=-1)
-
-
-class TupeBias(BiasEncoding):
-    """TUPE-R (Ke et al. 2021): positions leave the token embeddings and enter attention as an untied positional
-    correlation (p_i U_q)(p_j U_k)^T / sqrt(2d) with their own layer-normed table and projections, plus T5's
-    relative bias; content logits are scaled by 1/sqrt(2d). Computed once per forward and shared by all layers, as
-    in the reference code (guolinke/TUPE). With `tupe_untie_cls` the [CLS] token (position 0) is untied from
-    positions as the reference does it: token i reads table row i + 1; the [CLS] row of the correlation is
-    p_0.p_0 and its column p_1.p_1 (projected rows 0 and 1 of the table); in the relative bias the [CLS] row reads
-    bucket num_buckets/2 (which no distance uses) and its column an extra bucket, the row winning at [0, 0].
-    Revision 1 untied [CLS] only from the correlation, with two learned values per head, and kept the relative
-    bias on its row and column. Route: bias. Parameters: `max_position_embeddings`,
-    `relative_attention_num_buckets`, `relative_attention_max_distance`, `tupe_untie_cls`. Not symmetric by
-    construction; cannot extrapolate beyond its absolute table."""
-
-    name = "tupe"
-    paper = "Ke, He, Liu 2021, Rethinking positional encoding in language pre-training (TUPE)"
-    absolute = True
-    symmetric = False
-    extrapolates = False
-    scale_divisor = 2
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.untie_cls = config.tupe_untie_cls
-        self.reference_cls = self.untie_cls and config.posenc_revision >= 2
-        table_rows = config.max_position_embeddings + (1 if self.reference_cls else 0)
-        self.position_embeddings = nn.Embedding(table_rows, config.hidden_size)
-        self.position_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.position_query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.position_key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.relative = T5RelativeBias(config, extra_buckets=1 if self.reference_cls else 0)
-        if self.untie_cls and not self.reference_cls:
-            self.cls_to_others = nn.Parameter(torch.zeros(self.num_heads))
-            self.others_to_cls = nn.Parameter(torch.zeros(self.num_heads))
-
-    def reset_parameters(self) -> None:
-        if self.untie_cls and not self.reference_cls:
-            init.zeros_(self.cls_to_others)
-            init.zeros_(self.others_to_cls)
-
-    def correlation(self, rows: int) -> torch.Tensor:
-        """[H, rows, rows] positional correlation of the first `rows` rows of the table."""
-        positions = self.position_norm(self.position_embeddings.weight[:rows])
-        queries = self.position_query(positions).view(rows, self.num_heads, self.head_dim).transpose(0, 1)
-        keys = self.position_key(positions).view(rows, self.num_heads, self.head_dim).transpose(0, 1)
-        return (queries @ keys.transpose(-1, -2)).float() / math.sqrt(2 * self.head_dim)
-
-    def bias(self, seq_len: int, device) -> torch.Tensor:
-        buckets = self.relative.buckets(seq_len, device)
-        if self.reference_cls:
-            table = self.correlation(seq_len + 1)
-            correlation = table[:, 1:, 1:].clone()
-            correlation[:, :, 0] = table[:, 1, 1, None]
-            correlation[:, 0, :] = table[:, 0, 0, None]
-            buckets = buckets.clone()
-            buckets[:, 0] = self.relative.num_buckets
-            buckets[0, :] = self.relative.num_buckets // 2
-        else:
-            correlation = self.correlation(seq_len)
-            if self.untie_cls:
-                correlation = correlation.clone()
-                correlation[:, 0, :] = self.cls_to_others.float()[:, None]
-                correlation[:, 1:, 0] = self.others_to_cls.float()[:, None]
-        return correlation + self.relative.bias(seq_len, device, buckets)
-
-    def table_rows(self, seq_len: int) -> set[int]:
-        return set(range(seq_len + (1 if self.reference_cls else 0)))
 
 
 # ---------------------------------------------------------------------------------------------------- score

@@ -42,6 +42,15 @@ def tiny_config(variant: str, **overrides) -> hf_posenc.PosEncConfig:
 
 ALL = list(hf_posenc.VARIANTS)
 
+# The Hub code: the files save_pretrained copies next to every saved model.
+HUB_CODE_FILES = (
+    "configuration_posenc.py",
+    "modeling_posenc.py",
+    "positional.py",
+    "positional_base.py",
+    "positional_bias.py",
+)
+
 
 def tiny_mlm(variant: str, **overrides):
     """A freshly initialised tiny masked LM of `variant` (vocabulary of 120 tokens)."""

@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 import torch
+from conftest import HUB_CODE_FILES
 from hub_helpers import TEXTS, folder_snapshot, mlm_logits, tiny_model, write_png
 from huggingface_hub import ModelCard
 from transformers import AutoModelForMaskedLM
@@ -30,8 +31,8 @@ def test_export_writes_a_hub_ready_folder_and_lists_its_files(exported):
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "posenc_rope"
     code_files = {reference.split(".")[0] + ".py" for reference in config["auto_map"].values()}
-    assert code_files <= files and "positional.py" in files
-    for code_file in ("configuration_posenc.py", "modeling_posenc.py", "positional.py"):
+    assert code_files <= files and set(HUB_CODE_FILES) <= files
+    for code_file in HUB_CODE_FILES:
         source = (folder / code_file).read_text()
         assert not re.search(r"^\s*(from|import) hf_posenc", source, flags=re.M)
     assert (folder / "plots/locality_symmetry_curves.png").read_bytes() == exported["plot"].read_bytes()

@@ -698,6 +698,19 @@ def test_attenuated_probability_form_is_the_seed_repositorys_table():
     assert bias[0, 8, 8].item() == pytest.approx(0.3989, abs=1e-4)  # an interior row: 1/sqrt(2 pi)
 
 
+def test_adding_probabilities_to_the_logits_is_a_much_weaker_locality():
+    """docs/variants.md's figure: without content, 16 tokens, w = 0.5, attention to self of an interior query is the
+    Gaussian's 0.399 with the logit form and 0.087 with the seed repository's probability form."""
+    from hf_posenc import metrics
+
+    self_attention = {}
+    for form in ("logit", "probability"):
+        model = tiny_mlm("attenuated", attenuation_form=form, attenuation_strength=0.5)
+        self_attention[form] = metrics.position_attention(model, 16)[0, 0, 8, 8].item()
+    assert self_attention["logit"] == pytest.approx(0.3989, abs=1e-4)
+    assert self_attention["probability"] == pytest.approx(0.0869, abs=1e-4)
+
+
 def test_attenuated_probability_form_normalises_over_real_keys():
     position = tiny_mlm("attenuated", attenuation_form="probability", attenuation_strength=0.5).posenc.position
     padded = position.bias(16, "cpu", real_lengths=torch.tensor([16, 10]))

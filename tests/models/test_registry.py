@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import transformers
-from conftest import ALL, random_ids, run_without_hf_posenc, tiny_config, tiny_mlm
+from conftest import ALL, HUB_CODE_FILES, random_ids, run_without_hf_posenc, tiny_config, tiny_mlm
 from transformers import AutoConfig, AutoModelForMaskedLM
 
 import hf_posenc
@@ -57,13 +57,9 @@ def test_save_and_reload_in_process_gives_identical_outputs(tmp_path):
         reloaded = AutoModelForMaskedLM.from_pretrained(tmp_path / variant).eval()
         ids = random_ids()
         torch.testing.assert_close(reloaded(ids).logits, model(ids).logits, atol=0, rtol=0)
-        assert sorted(p.name for p in (tmp_path / variant).iterdir()) == [
-            "config.json",
-            "configuration_posenc.py",
-            "model.safetensors",
-            "modeling_posenc.py",
-            "positional.py",
-        ]
+        assert sorted(p.name for p in (tmp_path / variant).iterdir()) == sorted(
+            ["config.json", "model.safetensors", *HUB_CODE_FILES]
+        )
 
 
 CLEAN_PROCESS_LOAD = r"""
@@ -133,7 +129,7 @@ def test_hub_code_imports_only_torch_transformers_and_itself():
     import pathlib
 
     package = pathlib.Path(hf_posenc.__file__).parent
-    for name in ("configuration_posenc.py", "modeling_posenc.py", "positional.py"):
+    for name in HUB_CODE_FILES:
         tree = ast.parse((package / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
