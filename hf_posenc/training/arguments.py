@@ -43,7 +43,7 @@ TRAINING_DEFAULTS = dict(
     per_device_eval_batch_size=32,
     learning_rate=1e-3,
     weight_decay=0.01,
-    warmup_steps=150,
+    warmup_steps=0.1,  # below 1: a share of max_steps (transformers 5), so a short run still reaches its rate
     logging_steps=25,
     eval_strategy="steps",
     eval_steps=500,
@@ -53,6 +53,9 @@ TRAINING_DEFAULTS = dict(
     prediction_loss_only=True,  # the sparse MLM head returns masked-position logits only; keep just the loss
     dataloader_drop_last=True,  # full training batches (evaluation keeps its last, partial batch: see pretrain.py)
     seed=42,
+    # Every variant uses every parameter in each step (tested), so DDP skips the extra walk over the autograd graph
+    # that Trainer asks for by default, and its warning on every process.
+    ddp_find_unused_parameters=False,
 )
 
 
@@ -200,10 +203,10 @@ def _bundle(model_args, variant_args, data_args, run_args, training_args) -> Pre
     )
 
 
-def pretrain_argument_parser() -> HfArgumentParser:
+def pretrain_argument_parser(**parser_options: Any) -> HfArgumentParser:
     """An `HfArgumentParser` over the five argument classes with pretraining's defaults: the flags of
-    examples/pretrain.py."""
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    examples/pretrain.py and `hf-posenc pretrain`. `parser_options` go to argparse (``prog=...``)."""
+    parser = HfArgumentParser(ARGUMENT_CLASSES, **parser_options)
     parser.set_defaults(**training_defaults())
     return parser
 

@@ -23,7 +23,10 @@ def test_sdpa_and_eager_agree_forward_and_backward(variant):
         model.set_attn_implementation(implementation)
         output = model(ids, attention_mask=mask, labels=labels)
         output.loss.backward()
-        return output.logits.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        # Every parameter takes part in every step: pretraining's ddp_find_unused_parameters=False rests on this.
+        unused = [name for name, parameter in model.named_parameters() if parameter.grad is None]
+        assert not unused, f"{implementation}: no gradient reaches {unused}"
+        return output.logits.detach(), [p.grad.clone() for p in model.parameters()]
 
     sdpa_logits, sdpa_grads = run("sdpa")
     eager_logits, eager_grads = run("eager")

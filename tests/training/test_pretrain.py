@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -241,6 +242,43 @@ def test_the_script_reports_a_bad_argument_in_one_line_with_status_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("pretrain.py: error: Unknown positional-encoding variant 'rotary'")
     assert "Traceback" not in result.stderr
+
+
+def test_hf_posenc_pretrain_is_the_script_without_a_clone(tmp_path):
+    """The installed console script pretrains with the script's flags, from a folder outside the repository."""
+    hf_posenc_command = shutil.which("hf-posenc", path=str(Path(sys.executable).parent))
+    output = tmp_path / "console"
+    result = subprocess.run(
+        [hf_posenc_command, "pretrain", "--variant", "alibi", "--output_dir", str(output), *TINY_RUN],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "process 0/1 finished 12 steps" in result.stdout
+    assert json.loads((output / "posenc_results.json").read_text())["variant"] == "alibi"
+    assert (output / "model.safetensors").exists()
+
+
+def test_ctrl_c_ends_pretraining_with_one_line(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hf_posenc", "pretrain", "--output_dir", str(tmp_path / "out"), *TINY_RUN]
+        + ["--max_steps", "100000", "--logging_steps", "1"],  # the last of a repeated flag wins
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    for line in process.stdout:  # the first logged loss: training is under way
+        if "loss" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert stderr.rstrip().endswith("hf-posenc pretrain: interrupted"), stderr[-2000:]
+    assert "Traceback" not in stderr
 
 
 def test_empty_corpus_and_vocabulary_mismatch_are_refused(tmp_path):
