@@ -10,9 +10,15 @@ float64), on CPU both with the fused C kernel (the default there) and with the p
   * the time for a training-size batch: 32 sequences of BERT-base attentions (float32, as a model returns
     them; the metrics accumulate in float64).
 The naive implementations are slow, so they are timed on a subset of the matrices and scaled per matrix
-(the output says how many). Results: a table on stdout and JSON in benchmarks/results/metrics.json.
+(the output says how many). Then the cost of the measurements added after the paper, as a ratio against the
+paper's measurements (locality, both symmetries and the distance profile: `measure_attentions(log_bins=False)`) on
+the same training-size batch in the same process: the log-binned distance profile, the [CLS]/[SEP] attention sinks,
+and the rotary frequency bands (three matrix products over the band's dimensions of BERT-base-sized rotated queries
+and keys, per layer, as `hf_posenc.analysis.rotary_bands.band_masses` computes them inside the model).
+Results: a table on stdout and JSON in benchmarks/results/metrics.json.
 
     python benchmarks/bench_metrics.py [--device cuda] [--threads 1] [--repeats 25] [--naive-matrices 12]
+    python benchmarks/bench_metrics.py --added-only   # only the cost of the measurements added after the paper
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ from pathlib import Path
 
 import torch
 
-from hf_posenc.analysis import metrics
+from hf_posenc import create_config
+from hf_posenc.analysis import metrics, rotary_bands
+from hf_posenc.positional import RotaryEncoding
 
 LAYERS, HEADS, SEQ_LEN, BATCH = 12, 12, 128, 32
 
@@ -125,6 +133,54 @@ def attention_like(shape: tuple[int, ...], dtype: torch.dtype, device: torch.dev
     return torch.softmax(scores, dim=-1).to(device=device, dtype=dtype)
 
 
+def measure_added_cost(layers, device: torch.device, repeats: int, paths) -> list[dict]:
+    """Time the measurements added after the paper against the paper's own (locality, both symmetries, the
+    distance profile) on `layers`, on each metrics path; rows with the ratio to that baseline."""
+    batch, heads, seq_len = layers[0].shape[0], layers[0].shape[1], layers[0].shape[-1]
+    generator = torch.Generator().manual_seed(2)
+    input_ids = torch.randint(1000, 2000, (batch, seq_len), generator=generator)
+    input_ids[:, 0], input_ids[:, -1] = 101, 102
+    sinks = {"cls": 101, "sep": 102}
+    rows = []
+    for path, suffix in paths:
+        with kernel_mode(path):
+            baseline = median_time(lambda: metrics.measure_attentions(layers, log_bins=False), device, repeats)
+            timed = {
+                "paper's metrics: locality, symmetries, distance profile": baseline,
+                "+ log-binned distance profile": median_time(
+                    lambda: metrics.measure_attentions(layers), device, repeats
+                ),
+                "+ log bins + [CLS]/[SEP] sinks": median_time(
+                    lambda: metrics.measure_attentions(layers, input_ids=input_ids, special_token_ids=sinks),
+                    device,
+                    repeats,
+                ),
+            }
+        for name, seconds in timed.items():
+            rows.append({"name": name + suffix, "seconds": seconds, "relative_to_paper_metrics": seconds / baseline})
+    # The bands need rotated queries and keys, which only the model has: BERT-base's 64-dimensional heads.
+    config = create_config("rope", hidden_size=heads * 64, num_attention_heads=heads, num_hidden_layers=len(layers))
+    encoding = RotaryEncoding(config).to(device)
+    bands = rotary_bands.rotary_bands(encoding, device)
+    query, key = torch.randn(2, batch, heads, seq_len, 64, generator=generator).to(device)
+    real = torch.ones(batch, seq_len, dtype=torch.bool, device=device)
+    real[batch // 2 :, seq_len // 2 :] = False  # half the batch padded, as a batch of sentences is
+
+    def all_layers():
+        for _ in layers:
+            rotary_bands.band_masses(query, key, bands.dimensions, real)
+
+    seconds = median_time(all_layers, device, repeats)
+    rows.append(
+        {
+            "name": f"rotary frequency bands ({len(bands.names)} bands x {len(layers)} layers, from q and k)",
+            "seconds": seconds,
+            "relative_to_paper_metrics": seconds / rows[0]["seconds"],
+        }
+    )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -141,6 +197,9 @@ def main() -> None:
         default=None,
         help="torch CPU threads (default: torch's own choice); 1 is steadier on a shared machine",
     )
+    parser.add_argument(
+        "--added-only", action="store_true", help="time only the measurements added after the paper (a few minutes)"
+    )
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results" / "metrics.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -149,6 +208,21 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     count = LAYERS * HEADS
+    if args.added_only:
+        batch_layers = tuple(
+            attention_like((BATCH, HEADS, SEQ_LEN, SEQ_LEN), torch.float32, device, seed=1 + layer)
+            for layer in range(LAYERS)
+        )
+        added = measure_added_cost(batch_layers, device, args.repeats, paths)
+        print(f"on {device}, {torch.get_num_threads()} threads: {BATCH} x {LAYERS} x {HEADS} x {SEQ_LEN}^2 float32")
+        for row in added:
+            print(f"{row['name']:57s} {row['seconds'] * 1e3:8.1f} ms {row['relative_to_paper_metrics']:9.2f}x")
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(
+            json.dumps({"threads": torch.get_num_threads(), "added_measurements": added}, indent=2) + "\n"
+        )
+        return
 
     stacked = attention_like((LAYERS, HEADS, SEQ_LEN, SEQ_LEN), torch.float64, device, seed=0)
     layers = tuple(stacked[:, None].unbind(0))  # 12 x [1, 12, 128, 128], the layout a model returns
@@ -157,7 +231,7 @@ def main() -> None:
         "symmetry reference": lambda: metrics.symmetry(stacked),
         "symmetry scale_aware": lambda: metrics.symmetry(stacked, method="scale_aware"),
         "locality + symmetry reference": lambda: (metrics.locality(stacked), metrics.symmetry(stacked)),
-        "summarize (all three + distance profile)": lambda: metrics.summarize(layers),
+        "summarize (every metric, both distance profiles)": lambda: metrics.summarize(layers),
     }
     timings = {"A.sum() (one pass, the floor)": median_time(lambda: stacked.sum(), device, args.repeats)}
     for path, suffix in paths:
@@ -214,9 +288,10 @@ def main() -> None:
             batch_timings["locality + symmetry reference" + suffix] = median_time(
                 lambda: (metrics.locality(batch_stacked), metrics.symmetry(batch_stacked)), device, batch_repeats
             )
-            batch_timings["summarize (all three + distance profile)" + suffix] = median_time(
+            batch_timings["summarize (every metric, both distance profiles)" + suffix] = median_time(
                 lambda: metrics.summarize(batch_layers), device, batch_repeats
             )
+    added = measure_added_cost(batch_layers, device, batch_repeats, paths)
 
     print(
         f"hf_posenc.analysis.metrics on {device} ({platform.processor() or platform.machine()}, "
@@ -271,6 +346,9 @@ def main() -> None:
     for name, seconds in batch_timings.items():
         batch_rows.append({"name": name, "seconds": seconds, "relative_to_sum": seconds / batch_floor})
         print(f"{name:57s} {seconds * 1e3:8.1f} ms {seconds / batch_floor:9.1f}x")
+    print("\nthe measurements added after the paper, on the same batch: time and ratio to the paper's measurements")
+    for row in added:
+        print(f"{row['name']:57s} {row['seconds'] * 1e3:8.1f} ms {row['relative_to_paper_metrics']:9.2f}x")
 
     results = {
         "device": str(device),
@@ -291,6 +369,7 @@ def main() -> None:
             "dtype": "float32",
             "timings": batch_rows,
         },
+        "added_measurements": added,
     }
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

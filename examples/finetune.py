@@ -12,13 +12,13 @@ table and writes finetune_results.json (a restarted run skips the cells already 
 
 import argparse
 
-from hf_posenc.cli import add_finetune_arguments, exit_on_user_error, finetune_command
+from hf_posenc.cli import add_finetune_arguments, exit_on_user_error, finetune_command, parse_with_trainer_flags
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_finetune_arguments(parser)
-    finetune_command(parser.parse_args())
+    finetune_command(parse_with_trainer_flags(parser))
 
 
 if __name__ == "__main__":

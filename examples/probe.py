@@ -12,13 +12,13 @@ model's attention locality and symmetry, and writes probe_results.json.
 
 import argparse
 
-from hf_posenc.cli import add_probe_arguments, exit_on_user_error, probe
+from hf_posenc.cli import add_probe_arguments, exit_on_user_error, parse_with_trainer_flags, probe
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_probe_arguments(parser)
-    probe(parser.parse_args())
+    probe(parse_with_trainer_flags(parser))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@
 
 Importing the package registers every variant with AutoConfig and with the Auto class of each head in `HEADS`
 (AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForTokenClassification) under the
-model type `posenc_<name>`.
+model type `posenc_<name>`. `register_encoding` adds your own encoding the same way (see hf_posenc/plugins.py and
+"Add your own encoding" in docs/variants.md); the modules named by the environment variable `HF_POSENC_ENCODINGS`
+are imported last, so that every command and every process started from one knows their variants.
 """
 
-import transformers
-from transformers import AutoConfig
+import sys
 
 from . import modeling_posenc
 from .configuration_posenc import HEADS, VARIANTS, PosEncConfig
@@ -15,6 +16,12 @@ from .modeling_posenc import (
     PosEncForSequenceClassification,
     PosEncForTokenClassification,
     PosEncModel,
+)
+from .plugins import (
+    import_encoding_modules,
+    import_modules_from_environment,
+    register_encoding,
+    register_with_auto_classes,
 )
 from .positional import ENCODINGS, PositionalEncoding
 
@@ -31,14 +38,19 @@ __all__ = [
     "PosEncModel",
     "PositionalEncoding",
     "create_config",
+    "import_encoding_modules",
     "model_classes",
+    "register_encoding",
 ]
 
 
 def model_classes(variant: str) -> dict[str, type]:
     """The Auto class name -> model class of one variant, e.g. {"AutoModelForMaskedLM": PosEncRopeForMaskedLM}."""
-    prefix = config_class_for(variant).__name__.removesuffix("Config")
-    return {auto_class: getattr(modeling_posenc, prefix + suffix) for suffix, auto_class in HEADS.items()}
+    config_class = config_class_for(variant)
+    prefix = config_class.__name__.removesuffix("Config")
+    # The built-in classes are in modeling_posenc; those of an encoding of your own, next to it in its module.
+    module = sys.modules[getattr(config_class, "model_classes_module", modeling_posenc.__name__)]
+    return {auto_class: getattr(module, prefix + suffix) for suffix, auto_class in HEADS.items()}
 
 
 def config_class_for(variant: str) -> type[PosEncConfig]:
@@ -57,9 +69,10 @@ def create_config(variant: str, **overrides) -> PosEncConfig:
 
 def _register_with_auto_classes() -> None:
     for variant, config_class in VARIANTS.items():
-        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
-        for auto_name, model_class in model_classes(variant).items():
-            getattr(transformers, auto_name).register(config_class, model_class, exist_ok=True)
+        register_with_auto_classes(config_class, model_classes(variant))
 
 
 _register_with_auto_classes()
+
+# Last: those modules import `register_encoding` from this package, which must be complete but for them.
+import_modules_from_environment()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import sys
 import warnings
@@ -15,8 +16,19 @@ from .analysis.folder_report import BUILTIN_SENTENCES
 def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a saved model folder (an hf_posenc variant or any BERT-family encoder)")
     parser.add_argument("--texts", help="a text file, one sentence per line (default: 16 built-in sentences)")
-    parser.add_argument("--output", default="posenc_analysis", help="folder for the JSON and the PNG plots")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="folder for the JSON and the PNG plots (default: outputs/analysis-<model folder name>)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace another model's report found in --output")
     parser.add_argument("--max_length", type=int, default=128, help="truncate sentences to this many tokens")
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=16,
+        help="sentences run through the model at a time: bounds memory, never changes the numbers (default 16)",
+    )
     parser.add_argument("--no_plots", action="store_true", help="skip the PNGs (no matplotlib needed)")
     parser.add_argument(
         "--trust_remote_code",
@@ -33,15 +45,19 @@ def load_sentences(path: str | None) -> list[str]:
 
 
 def analyze(args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
     from .analysis.folder_report import analyze_folder, format_table
 
     report = analyze_folder(
         args.model,
         sentences=load_sentences(args.texts),
-        output=args.output,
+        output=args.output or Path("outputs") / f"analysis-{Path(args.model).resolve().name}",
         max_length=args.max_length,
+        overwrite=args.overwrite,
         plots=not args.no_plots,
         trust_remote_code=args.trust_remote_code,
+        batch_size=args.batch_size,
     )
     for warning in report.warnings:
         print(f"hf-posenc analyze: warning: {warning}", file=sys.stderr)
@@ -61,7 +77,17 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         help="finetune_results.json of a finished `hf-posenc finetune` (or its folder), shown on the card",
     )
     parser.add_argument("--repo_id", help="USER/NAME, written into the card's usage snippet")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty folder (nothing is deleted)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder: files the export does not write stay; those it replaces that differ from "
+        "the last export are named",
+    )
+    parser.add_argument(
+        "--replace_card",
+        action="store_true",
+        help="replace a README.md that is not the card the last export wrote (hand-edited, or your own)",
+    )
 
 
 def export_run(args: argparse.Namespace):
@@ -75,6 +101,7 @@ def export_run(args: argparse.Namespace):
             finetune_results=args.finetune_results,
             repo_id=args.repo_id,
             overwrite=args.overwrite,
+            replace_card=args.replace_card,
         )
     print(f"wrote {folder}; upload it with: hf-posenc push {folder} {args.repo_id or 'USER/NAME'}")
     return folder
@@ -104,6 +131,10 @@ def push_command(args: argparse.Namespace) -> str:
     return url
 
 
+# How the default fine-tuning learning rate follows the model's width (hf_posenc.training.finetune).
+LEARNING_RATE_HELP = "3e-4 up to hidden size 256 (tiny, mini), 1e-4 up to 512 (small), 3e-5 above (BERT-base)"
+EPOCHS_HELP = "5 up to hidden size 256 (tiny, mini), 1 above"
+
 # The fine-tuning flags `probe` and `finetune` share, as `FinetuneArguments` fields.
 TRAINING_FLAGS = (
     "num_train_epochs",
@@ -117,7 +148,12 @@ TRAINING_FLAGS = (
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--num_train_epochs", type=float, default=1.0)
+    parser.add_argument(
+        "--num_train_epochs",
+        type=float,
+        default=None,
+        help=f"default: by the model's width, {EPOCHS_HELP}",
+    )
     parser.add_argument("--max_steps", type=int, default=-1, help="stop after this many steps (overrides epochs)")
     parser.add_argument("--per_device_train_batch_size", type=int, default=32)
     parser.add_argument("--per_device_eval_batch_size", type=int, default=128)
@@ -129,12 +165,53 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--warmup_ratio", type=float, default=0.0, help="share of the steps warming up the rate")
     parser.add_argument("--weight_decay", type=float, default=0.0)
+    parser.epilog = (
+        "Every transformers TrainingArguments flag also works, read as `hf-posenc pretrain` reads it: --bf16, "
+        "--gradient_accumulation_steps N, --report_to tensorboard (logs under OUTPUT_DIR/trainer/<cell>/runs), "
+        "--logging_steps N, --lr_scheduler_type, ..."
+    )
+
+
+def parse_with_trainer_flags(parser: argparse.ArgumentParser, argv: list[str] | None = None):
+    """``parser.parse_args(argv)`` with the TrainingArguments flags ``parser`` does not define in
+    ``args.trainer_options``: how examples/finetune.py and examples/probe.py read their flags."""
+    args, rest = parser.parse_known_args(argv)
+    args.trainer_options = parse_trainer_flags(parser, rest)
+    return args
 
 
 def training_arguments(args: argparse.Namespace, **fields):
+    """`FinetuneArguments` from the shared flags, plus the TrainingArguments flags `parse_trainer_flags` read."""
+    import dataclasses
+
     from .training.finetune import FinetuneArguments
 
-    return FinetuneArguments(**{name: getattr(args, name) for name in TRAINING_FLAGS}, **fields)
+    options = dict(getattr(args, "trainer_options", {}))
+    own = {item.name for item in dataclasses.fields(FinetuneArguments)}
+    fields.update({name: options.pop(name) for name in list(options) if name in own})
+    return FinetuneArguments(
+        **{name: getattr(args, name) for name in TRAINING_FLAGS}, **fields, trainer_options=options
+    )
+
+
+def parse_trainer_flags(parser: argparse.ArgumentParser, flags: list[str]) -> dict:
+    """The TrainingArguments fields among ``flags`` (those ``parser`` did not take), read by the HfArgumentParser
+    that pretraining uses, so ``--bf16``, ``--gradient_accumulation_steps``, ``--report_to``, ``--logging_steps``...
+    mean the same in every job. Only the flags given are returned (the fields the job sets itself, such as the
+    output folder, learning rate and seed, are the job's own flags, so they never get here). A flag no parser knows
+    exits like argparse (usage, status 2)."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    trainer_parser = HfArgumentParser(TrainingArguments)
+    values, unknown = trainer_parser.parse_known_args(flags)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} (nor TrainingArguments fields)")
+    given = {
+        action.dest
+        for action in trainer_parser._actions
+        if any(flag.split("=", 1)[0] in action.option_strings for flag in flags if flag.startswith("--"))
+    }
+    return {name: getattr(values, name) for name in sorted(given)}
 
 
 def add_probe_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -174,7 +251,12 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         default=None,
         help="use only the first N test pairs for the original set and the probes (default: all)",
     )
-    parser.add_argument("--learning_rate", type=float, default=3e-5)
+    parser.add_argument(
+        "--learning_rate",
+        type=float,
+        default=None,
+        help=f"default: by the model's width, {LEARNING_RATE_HELP}",
+    )
     add_training_arguments(parser)
     parser.add_argument("--seed", type=int, default=42, help="seeds the probes, the train sample and training")
     parser.add_argument(
@@ -248,6 +330,18 @@ def _warnings_as_notes(prog: str):
 # What a user can fix (a bad argument, a missing or existing file, an unusable model): reported as one line and
 # exit status 2, without a traceback, by the CLI and by the example scripts.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError)
+# OSErrors of the file system that the user fixes (a read-only mount, a full disk), told in one line as the others.
+FILE_SYSTEM_FIXES = {
+    errno.EROFS: "the file system is mounted read-only; choose a folder on a writable disk",
+    errno.ENOSPC: "the disk is full; free some space or choose a folder on another disk",
+    errno.EDQUOT: "the disk quota is used up; free some space or choose a folder on another disk",
+}
+
+
+def file_system_problem(error: OSError) -> str | None:
+    """One line for an OSError in `FILE_SYSTEM_FIXES`, None for any other."""
+    fix = FILE_SYSTEM_FIXES.get(error.errno)
+    return None if fix is None else f"cannot write {error.filename or 'a file'}: {fix}."
 
 
 def exit_on_user_error(main: Callable[[], object], prog: str) -> None:
@@ -257,6 +351,11 @@ def exit_on_user_error(main: Callable[[], object], prog: str) -> None:
         main()
     except USER_ERRORS as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:
+        if file_system_problem(error) is None:
+            raise
+        print(f"{prog}: error: {file_system_problem(error)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -304,6 +403,31 @@ def add_extrapolate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="posenc_extrapolation", help="folder for the JSON files and the plot")
     parser.add_argument("--no_plots", action="store_true", help="skip the PNG (no matplotlib needed)")
     parser.add_argument("--trust_remote_code", action="store_true", help="run code a model folder points at")
+    parser.add_argument(
+        "--rope_scaling",
+        help="a context-extension scaling for rope models, as JSON in transformers' rope_parameters form, e.g. "
+        '\'{"rope_type": "yarn", "factor": 4}\' (linear, dynamic, yarn, longrope, llama3); each model is measured '
+        "without it and with it (results in <output>/<name>-<rope_type>/); original_max_position_embeddings "
+        "defaults to the trained length",
+    )
+
+
+def parse_rope_scaling(text: str | None) -> dict | None:
+    import json
+
+    if text is None:
+        return None
+    try:
+        scaling = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f'--rope_scaling is not valid JSON ({error}); write it as \'{{"rope_type": "yarn", "factor": 4}}\'.'
+        ) from None
+    if not isinstance(scaling, dict):
+        raise ValueError(
+            f'--rope_scaling must be a JSON object such as {{"rope_type": "yarn", "factor": 4}}; got {text}.'
+        )
+    return scaling
 
 
 def extrapolate(args: argparse.Namespace) -> list:
@@ -312,13 +436,19 @@ def extrapolate(args: argparse.Namespace) -> list:
     from .analysis import extrapolation
     from .data import read_documents
 
+    scaling = parse_rope_scaling(args.rope_scaling)
     documents = None if args.texts is None else read_documents(args.texts)
     output = Path(args.output)
     names = [Path(model).resolve().name for model in args.models]
     if len(set(names)) < len(names):
         raise ValueError(f"the model folders must have distinct names (their results go to {output}/<name>/).")
+    runs = [(model, name, None) for model, name in zip(args.models, names)]
+    if scaling is not None:
+        runs += [(model, f"{name}-{scaling.get('rope_type')}", scaling) for model, name in zip(args.models, names)]
+    for model, _, run_scaling in runs:  # refuse what cannot run before measuring anything
+        extrapolation.preflight(model, args.lengths, run_scaling, trust_remote_code=args.trust_remote_code)
     results = []
-    for model, name in zip(args.models, names):
+    for model, name, run_scaling in runs:
         result = extrapolation.extrapolate(
             model,
             args.lengths,
@@ -328,10 +458,12 @@ def extrapolate(args: argparse.Namespace) -> list:
             mlm_probability=args.mlm_probability,
             seed=args.seed,
             trust_remote_code=args.trust_remote_code,
+            rope_scaling=run_scaling,
+            save_to=output / name,
         )
-        result.save(output / name)
         results.append(result)
-    print(extrapolation.format_table(results))
+    names = [name for _, name, _ in runs]
+    print(extrapolation.format_table(results, names))
     unknown = [name for name, result in zip(names, results) if result.trained_length is None]
     if unknown:
         print(
@@ -349,7 +481,6 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     where they mean the same)."""
     from .tasks.registry import BUILTIN_TASKS, GLUE_TASKS
     from .training.runner import (
-        DEFAULT_LEARNING_RATES,
         DEFAULT_MAX_EVAL_SAMPLES,
         DEFAULT_MAX_TRAIN_SAMPLES,
         DEFAULT_SEEDS,
@@ -371,8 +502,9 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         "--learning_rates",
         type=float,
         nargs="+",
-        default=list(DEFAULT_LEARNING_RATES),
-        help="a grid of learning rates; the best mean score over the seeds on the development split is kept",
+        default=None,
+        help="a grid of learning rates; the best mean score over the seeds on the development split is kept "
+        f"(default: one rate by the model's width, {LEARNING_RATE_HELP})",
     )
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS), help="seeds; reports mean and std over them"
@@ -493,26 +625,40 @@ COMMANDS: dict[str, tuple[str, Callable | None, Callable]] = {
 }
 
 
+# Commands that also take TrainingArguments flags (`parse_trainer_flags`).
+TAKES_TRAINER_FLAGS = ("finetune", "probe")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hf-posenc",
         description="Positional encodings for BERT-style encoders: measure, probe, fine-tune, study and publish.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    subparsers = {}
     for name, (help_text, add_arguments, _) in COMMANDS.items():
-        subparser = commands.add_parser(name, help=help_text, add_help=add_arguments is not None)
+        subparsers[name] = commands.add_parser(name, help=help_text, add_help=add_arguments is not None)
         if add_arguments is not None:
-            add_arguments(subparser)
+            add_arguments(subparsers[name])
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["pretrain"]:
         run = functools.partial(pretrain_command, argv[1:])
     else:
-        args = parser.parse_args(argv)
+        args, rest = parser.parse_known_args(argv)
+        if args.command in TAKES_TRAINER_FLAGS:
+            args.trainer_options = parse_trainer_flags(subparsers[args.command], rest)
+        elif rest:
+            subparsers[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
         run = functools.partial(COMMANDS[args.command][2], args)
     try:
         run()
     except USER_ERRORS as error:
         print(f"hf-posenc {argv[0]}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if file_system_problem(error) is None:
+            raise
+        print(f"hf-posenc {argv[0]}: error: {file_system_problem(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hf-posenc {argv[0]}: interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ Hub code: copied next to every saved model, so it imports only transformers and 
 import math
 
 from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
 
 # Revision of the encodings' definitions. 1: every model saved before the encodings were checked against their
 # reference implementations; 2: the reference forms (docs/variants.md lists each change). A model keeps computing
@@ -117,6 +118,11 @@ class PosEncConfig(PreTrainedConfig):
             )
         for name in ("pre_layer_norm", "tie_word_embeddings"):
             require_bool(name, getattr(self, name))
+        if not callable(self.hidden_act) and not (isinstance(self.hidden_act, str) and self.hidden_act in ACT2FN):
+            raise ValueError(
+                f"hidden_act must name one of transformers' activations (BERT: 'gelu'; also 'relu', 'silu', "
+                f"'gelu_new', ...); got {self.hidden_act!r}."
+            )
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and 0 <= value < 1):
@@ -267,23 +273,122 @@ class PosEncAlibiConfig(PosEncConfig):
         super().__init__(**kwargs)
 
 
+# The context-extension scalings of transformers' modeling_rope_utils: rope_type -> (required keys, optional keys).
+# `original_max_position_embeddings` is the length a scaling extends from (hf-posenc extrapolate: the trained length).
+ROPE_CONTEXT_SCALINGS = {
+    "linear": ({"factor"}, set()),
+    "dynamic": ({"factor"}, {"original_max_position_embeddings"}),
+    "yarn": (
+        {"factor"},
+        {
+            "original_max_position_embeddings",
+            "attention_factor",
+            "beta_fast",
+            "beta_slow",
+            "mscale",
+            "mscale_all_dim",
+            "truncate",
+        },
+    ),  # fmt: skip
+    "longrope": ({"factor", "short_factor", "long_factor"}, {"original_max_position_embeddings", "attention_factor"}),
+    "llama3": ({"factor", "low_freq_factor", "high_freq_factor"}, {"original_max_position_embeddings"}),
+}
+
+
+def require_fraction(name: str, value, allow_zero: bool) -> None:
+    low = "0 <=" if allow_zero else "0 <"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (0 <= value <= 1 and (allow_zero or value))
+    ):
+        raise ValueError(f"{name} must be a number with {low} {name} <= 1; got {value!r}.")
+
+
+def check_rope_context_scaling(scaling, rotated_pairs: int) -> None:
+    """Refuse a scaling that transformers' functions would reject with a KeyError or compute into nonsense."""
+    if scaling is None:
+        return
+    example = '{"rope_type": "yarn", "factor": 4}'
+    if not isinstance(scaling, dict) or scaling.get("rope_type") not in ROPE_CONTEXT_SCALINGS:
+        raise ValueError(
+            f"rope_context_scaling must be a dict whose rope_type is one of {', '.join(ROPE_CONTEXT_SCALINGS)} (for "
+            f"example {example}), or None; got {scaling!r}."
+        )
+    rope_type = scaling["rope_type"]
+    required, optional = ROPE_CONTEXT_SCALINGS[rope_type]
+    missing, unknown = required - set(scaling), set(scaling) - required - optional - {"rope_type"}
+    if missing or unknown:
+        problem = f"lacks {sorted(missing)}" if missing else f"has keys it does not use: {sorted(unknown)}"
+        raise ValueError(
+            f"rope_context_scaling of type {rope_type!r} {problem}; it takes {sorted(required)} and optionally "
+            f"{sorted(optional)} (rope_theta and the rotated fraction are the model's own settings)."
+        )
+    for key, value in scaling.items():
+        if key in ("rope_type", "truncate"):
+            continue
+        values = value if key in ("short_factor", "long_factor") and isinstance(value, list) else [value]
+        if key in ("short_factor", "long_factor") and len(values) != rotated_pairs:
+            raise ValueError(f"rope_context_scaling {key} must list {rotated_pairs} numbers (one per rotated pair).")
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or not 0 < item < math.inf:
+                raise ValueError(f"rope_context_scaling {key} must be a finite number > 0; got {value!r}.")
+    if scaling["factor"] < 1:
+        raise ValueError(f"rope_context_scaling factor must be >= 1 (how many times longer); got {scaling['factor']}.")
+    if "truncate" in scaling:
+        require_bool("rope_context_scaling truncate", scaling["truncate"])
+    if "original_max_position_embeddings" in scaling:
+        require_whole_number("rope_context_scaling original_max_position_embeddings",
+                             scaling["original_max_position_embeddings"])  # fmt: skip
+    if rope_type == "llama3" and not scaling["low_freq_factor"] < scaling["high_freq_factor"]:
+        raise ValueError("rope_context_scaling low_freq_factor must be below high_freq_factor (Llama 3.1: 1 and 4).")
+
+
 class PosEncRopeConfig(PosEncConfig):
-    """Rotary embedding with base `rope_theta`; needs an even head dimension."""
+    """Rotary embedding with base `rope_theta`; `rope_partial_rotary_factor` (the fraction of each head's dimensions
+    that rotate), `rope_frequency_fraction` (p-RoPE: the fraction of the highest frequencies kept, the others set to
+    zero) and `rope_context_scaling` (a transformers `rope_parameters` dict of type linear, dynamic, yarn, longrope or
+    llama3). The rotated dimension must be even; partial rotation and p-RoPE do not combine."""
 
     model_type = "posenc_rope"
     variant = "rope"
 
-    def __init__(self, rope_theta: float = 10000.0, **kwargs):
+    def __init__(
+        self,
+        rope_theta: float = 10000.0,
+        rope_partial_rotary_factor: float = 1.0,
+        rope_frequency_fraction: float = 1.0,
+        rope_context_scaling: dict | None = None,
+        **kwargs,
+    ):
         if isinstance(rope_theta, bool) or not isinstance(rope_theta, (int, float)) or not 1 < rope_theta < math.inf:
             raise ValueError(f"rope_theta must be a finite number > 1 (10000 is the usual base); got {rope_theta!r}.")
+        require_fraction("rope_partial_rotary_factor", rope_partial_rotary_factor, allow_zero=False)
+        require_fraction("rope_frequency_fraction", rope_frequency_fraction, allow_zero=True)
+        if rope_partial_rotary_factor < 1 and rope_frequency_fraction < 1:
+            raise ValueError(
+                "rope_partial_rotary_factor and rope_frequency_fraction are two ways to leave dimensions unrotated "
+                "(fewer rotated dimensions, or the lowest frequencies removed); set one of them below 1, not both."
+            )
         self.rope_theta = rope_theta
+        self.rope_partial_rotary_factor = rope_partial_rotary_factor
+        self.rope_frequency_fraction = rope_frequency_fraction
+        self.rope_context_scaling = rope_context_scaling
         super().__init__(**kwargs)
+        rotary_dim = int(self.head_dim * rope_partial_rotary_factor)
         if self.head_dim % 2:
             raise ValueError(
                 f"rope rotates pairs of dimensions, but the head dimension hidden_size/num_attention_heads = "
                 f"{self.hidden_size}/{self.num_attention_heads} = {self.head_dim} is odd; change hidden_size or "
                 "num_attention_heads so that it is even."
             )
+        if rotary_dim % 2 or rotary_dim == 0:
+            raise ValueError(
+                f"rope rotates pairs of dimensions, but int(head_dim * rope_partial_rotary_factor) = "
+                f"int({self.head_dim} * {rope_partial_rotary_factor}) = {rotary_dim} is odd or zero; choose a factor "
+                f"that rotates an even number of the {self.head_dim} dimensions (e.g. 0.5)."
+            )
+        check_rope_context_scaling(rope_context_scaling, rotary_dim // 2)
 
 
 class PosEncDebertaConfig(PosEncConfig):
@@ -408,6 +513,26 @@ class PosEncAttenuatedConfig(PosEncConfig):
                 )
 
 
+class PosEncForgettingConfig(PosEncConfig):
+    """The two-sided forget gate of the Forgetting Transformer: `forgetting_tied_gates` (one gate for both sides,
+    symmetric; False: a left and a right gate) and `forgetting_gate_bias_init` (the gates' starting bias b:
+    sigmoid(b) is the gate of a token whose content term is zero)."""
+
+    model_type = "posenc_forgetting"
+    variant = "forgetting"
+
+    def __init__(self, forgetting_tied_gates: bool = True, forgetting_gate_bias_init: float = 5.0, **kwargs):
+        require_bool("forgetting_tied_gates", forgetting_tied_gates)
+        bias_init = forgetting_gate_bias_init
+        if isinstance(bias_init, bool) or not isinstance(bias_init, (int, float)) or not math.isfinite(bias_init):
+            raise ValueError(
+                f"forgetting_gate_bias_init must be a finite number (5: gates start at 0.993); got {bias_init!r}."
+            )
+        self.forgetting_tied_gates = forgetting_tied_gates
+        self.forgetting_gate_bias_init = forgetting_gate_bias_init
+        super().__init__(**kwargs)
+
+
 VARIANTS: dict[str, type[PosEncConfig]] = {
     config.variant: config
     for config in (
@@ -424,5 +549,6 @@ VARIANTS: dict[str, type[PosEncConfig]] = {
         PosEncKerpleConfig,
         PosEncFireConfig,
         PosEncAttenuatedConfig,
+        PosEncForgettingConfig,
     )
 }

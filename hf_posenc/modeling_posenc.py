@@ -5,6 +5,8 @@ Hub code: copied next to every saved model (with configuration_posenc.py and the
 torch, transformers and those files.
 """
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -147,6 +149,16 @@ class PosEncPreTrainedModel(PreTrainedModel):
                 "damaged or was cut short (an interrupted copy or download); copy or save the model again."
             ) from error
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        super().save_pretrained(save_directory, *args, **kwargs)
+        # safetensors writes the weights with mode 0600 while config.json and the code follow the umask: give the
+        # weights config.json's mode, so the folder is shared (or kept private) as a whole.
+        config_file = Path(save_directory) / "config.json"
+        if config_file.is_file():
+            for weights in Path(save_directory).glob("*.safetensors"):
+                if not weights.is_symlink():
+                    weights.chmod(config_file.stat().st_mode & 0o666)
+
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, PositionalEncoding):
@@ -157,6 +169,8 @@ class PosEncPreTrainedModel(PreTrainedModel):
 
 class PosEncModel(PosEncPreTrainedModel):
     """The shared encoder: embeddings, the positional encoding of `config.variant`, and N layers."""
+
+    _device_inputs_checked = False  # set by the first forward on an accelerator (`checks_may_synchronise`)
 
     def __init__(self, config: PosEncConfig):
         super().__init__(config)
@@ -176,8 +190,10 @@ class PosEncModel(PosEncPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embeddings.word_embeddings = value
 
-    def check_input_ids(self, input_ids: torch.Tensor) -> None:
-        """Refuse ids that nn.Embedding would reject with an unhelpful message (or, on a GPU, a device assert)."""
+    def check_input_ids(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> None:
+        """Refuse ids that nn.Embedding would reject with an unhelpful message (or, on a GPU, a device assert);
+        ``token_type_ids`` are checked in the same host-device synchronisation. Where reading values back would cost
+        a synchronisation (`checks_may_synchronise`), the ranges are asserted on the device instead."""
         if input_ids.dim() != 2 or input_ids.dtype.is_floating_point or input_ids.dtype in (torch.bool, torch.uint8):
             raise ValueError(
                 f"input_ids must be a 2-D integer tensor [batch, seq_len]; got a {input_ids.dim()}-D "
@@ -186,15 +202,73 @@ class PosEncModel(PosEncPreTrainedModel):
             )
         if input_ids.numel() == 0:
             raise ValueError(f"input_ids of shape {tuple(input_ids.shape)} hold no token; pass at least one token.")
-        lowest, highest = (int(value) for value in input_ids.aminmax())
+        if token_type_ids is not None:
+            self.check_token_type_shape(token_type_ids, tuple(input_ids.shape))
+        if not self.checks_may_synchronise(input_ids.device):
+            self.assert_ids_in_range(input_ids, token_type_ids)
+            return
+        extremes = tuple(input_ids.aminmax())
+        if token_type_ids is not None:
+            extremes += tuple(token_type_ids.aminmax())
+        lowest, highest, *type_range = torch.stack([value.to(torch.long) for value in extremes]).tolist()
         if lowest < 0 or highest >= self.config.vocab_size:
             raise ValueError(
                 f"input_ids hold token id {lowest if lowest < 0 else highest}, outside this model's vocabulary of "
                 f"{self.config.vocab_size} tokens; use the tokenizer the model was trained with."
             )
+        if type_range:
+            self.check_token_type_range(*type_range)
+
+    def check_token_type_shape(self, token_type_ids: torch.Tensor, shape: tuple[int, ...]) -> None:
+        if (
+            tuple(token_type_ids.shape) != shape
+            or token_type_ids.dtype.is_floating_point
+            or token_type_ids.dtype == torch.bool
+        ):
+            raise ValueError(
+                f"token_type_ids must be an integer tensor shaped like the inputs {list(shape)}; got a "
+                f"{token_type_ids.dtype} tensor of shape {tuple(token_type_ids.shape)}. Pass the tokenizer's "
+                "token_type_ids."
+            )
+
+    def check_token_type_range(self, lowest: int, highest: int) -> None:
+        if lowest < 0 or highest >= self.config.type_vocab_size:
+            raise ValueError(
+                f"token_type_ids hold the segment {lowest if lowest < 0 else highest}, but this model has "
+                f"{self.config.type_vocab_size} segment types (0 to {self.config.type_vocab_size - 1}); pass the "
+                "tokenizer's token_type_ids, or none."
+            )
+
+    def checks_may_synchronise(self, device: torch.device) -> bool:
+        """Whether the input checks may read values back to the host. Always on the CPU, where that is free. On an
+        accelerator each read is a host-device synchronisation that stalls the queue of kernels: allowed only until
+        one forward has passed the checks (so a wrong tokenizer still gets its clear error at the first step), and
+        never while torch.compile traces; afterwards the checks are asynchronous device asserts."""
+        if device.type == "cpu":
+            return True
+        return not self._device_inputs_checked and not torch.compiler.is_compiling()
+
+    def assert_ids_in_range(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> None:
+        """The range checks of `check_input_ids` as device asserts: no synchronisation. A failure surfaces at the
+        next synchronisation as a device-side assert (on the CPU, at once as a RuntimeError) with this message."""
+        vocabulary = self.config.vocab_size
+        torch._assert_async(
+            ((input_ids >= 0) & (input_ids < vocabulary)).all(),
+            f"input_ids hold a token id outside this model's vocabulary of {vocabulary} tokens; use the tokenizer "
+            "the model was trained with.",
+        )
+        if token_type_ids is not None:
+            types = self.config.type_vocab_size
+            torch._assert_async(
+                ((token_type_ids >= 0) & (token_type_ids < types)).all(),
+                f"token_type_ids hold a segment outside this model's {types} segment types; pass the tokenizer's "
+                "token_type_ids, or none.",
+            )
 
     def real_tokens(self, attention_mask, batch: int, seq_len: int) -> torch.Tensor | None:
-        """The [B, T] boolean mask of real tokens, or None when every token is real."""
+        """The [B, T] boolean mask of real tokens, or None when every token is real (known only where reading the
+        mask back costs no synchronisation; on an accelerator an all-ones mask stays a mask, and its checks are
+        device asserts)."""
         if attention_mask is None:
             return None
         if tuple(attention_mask.shape) != (batch, seq_len):
@@ -202,6 +276,19 @@ class PosEncModel(PosEncPreTrainedModel):
                 f"attention_mask has shape {tuple(attention_mask.shape)} but the inputs are [batch, seq_len] = "
                 f"[{batch}, {seq_len}]; pass a 0/1 mask with one entry per token (1 = real token, 0 = padding)."
             )
+        if not self.checks_may_synchronise(attention_mask.device):
+            real = attention_mask == 1
+            torch._assert_async(
+                ((attention_mask == 0) | real).all(),
+                "attention_mask must hold only 0 (padding) and 1 (real token); pass the tokenizer's attention_mask.",
+            )
+            if self.position.absolute:
+                torch._assert_async(
+                    ~(real[:, 1:] & ~real[:, :-1]).any(),
+                    f"attention_mask has padding before real tokens, which would shift the absolute positions of the "
+                    f"'{self.position.name}' encoding; pad on the right.",
+                )
+            return real
         if bool((attention_mask == 1).all()):
             return None
         if bool(((attention_mask != 0) & (attention_mask != 1)).any()):
@@ -217,33 +304,85 @@ class PosEncModel(PosEncPreTrainedModel):
             )
         return real
 
-    def attention_bias(self, real: torch.Tensor | None, seq_len: int, device, dtype):
-        """The float mask every layer adds to its logits: padding (a large negative number on padded keys) plus the
-        positional bias of bias-route encodings. None when there is neither, which keeps SDPA's fastest kernel."""
+    def document_layout(self, document_ids, batch: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For blocks that pack several documents (document-aware packing): the [B, T, T] booleans "query and key
+        are in the same document" and the [B, T] position of each token inside its document. A document is a run
+        of equal `document_ids`; a new one starts wherever the id changes. None without `document_ids`. Computed on
+        the device without reading anything back. This dense mask is the CPU path: a GPU kernel could take the same
+        segments as a FlexAttention block mask or as varlen sequence offsets."""
+        if document_ids is None:
+            return None
+        if tuple(document_ids.shape) != (batch, seq_len) or document_ids.dtype.is_floating_point:
+            raise ValueError(
+                f"document_ids must be an integer tensor [batch, seq_len] = [{batch}, {seq_len}], one document index "
+                f"per token; got a {document_ids.dtype} tensor of shape {tuple(document_ids.shape)}."
+            )
+        problem = self.position.document_restart_problem()
+        if problem is not None:
+            raise ValueError(
+                f"document_ids (document-aware packing) cannot be used with the '{self.position.name}' encoding: "
+                f"{problem}. Pack without document boundaries for this variant (leave --document_aware_packing off)."
+            )
+        starts = torch.ones_like(document_ids, dtype=torch.bool)
+        starts[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]
+        segment = starts.cumsum(-1)
+        positions = torch.arange(seq_len, device=document_ids.device)
+        first_token = torch.where(starts, positions, 0).cummax(-1).values
+        return segment[:, :, None] == segment[:, None, :], positions - first_token
+
+    def visible_keys(self, real: torch.Tensor | None, documents) -> torch.Tensor | None:
+        """The keys each query may attend to, as booleans broadcastable to [B, H, T, T]: real keys (not padding) of
+        the query's own document. None when every query sees every key."""
+        visible = None if real is None else real[:, None, None, :]
+        if documents is not None:
+            same_document = documents[0][:, None]
+            visible = same_document if visible is None else visible & same_document
+        return visible
+
+    def attention_bias(self, real: torch.Tensor | None, seq_len: int, device, dtype, documents=None):
+        """The float mask every layer adds to its logits: padding and other documents' keys (a large negative
+        number) plus the positional bias of bias-route encodings. None when there is neither, which keeps SDPA's
+        fastest kernel. With `documents` (`document_layout`), an absolute bias is read at each token's position
+        inside its document; a relative one needs nothing more, since i - j is unchanged inside a document."""
         minimum = torch.finfo(dtype).min
-        bias = None if real is None else (~real)[:, None, None, :].to(dtype) * minimum
-        if self.position.route == "bias":
+        visible = self.visible_keys(real, documents)
+        bias = None if visible is None else (~visible).to(dtype) * minimum
+        if self.position.route == "bias" and not self.position.reads_hidden_states:
             if self.position.length_dependent and real is not None:
                 # One bias per sequence, from its own length: padding must not change what real tokens see.
                 positional = self.position.bias(seq_len, device, real_lengths=real.sum(-1))
+            elif documents is not None and self.position.absolute:
+                query_positions, key_positions = documents[1][:, :, None], documents[1][:, None, :]
+                # [H, B, T, T] (or [L, H, B, T, T]) -> [B, H, T, T] (or [L, B, H, T, T]).
+                positional = self.position.bias(seq_len, device)[..., query_positions, key_positions].movedim(-3, -4)
             else:
                 positional = self.position.bias(seq_len, device)
                 # [1, H, T, T] for every sequence, or [L, 1, H, T, T]: one per layer, for every sequence.
                 positional = positional[:, None] if self.position.per_layer else positional[None]
-            positional = self.floor_bias(positional, real).to(dtype)
+            positional = self.floor_bias(positional, visible).to(dtype)
             bias = positional if bias is None else bias + positional
         # Padding plus a very negative bias could overflow to -inf in half precision; -inf rows would give NaN.
         return None if bias is None else bias.clamp(min=minimum)
 
-    def floor_bias(self, positional: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
-        """Shift each query's bias so that its largest value over real keys is 0 (softmax does not change), then
-        floor it at -50. A key 50 below the row's best has a weight below e^-50 of it, zero at float32 precision
-        next to the others, but exp() of logits near -90 yields denormals that slow CPU attention by a third."""
+    def content_bias(self, layer, index: int, hidden_states, real, padding_bias, documents=None):
+        """The float mask of layer `index` for an encoding whose bias reads the hidden states: its bias from the
+        layer's attention input (what queries and keys are projected from), floored as every bias, plus padding."""
+        attention_input = layer.attention_norm(hidden_states) if layer.pre_layer_norm else hidden_states
+        positional = self.position.bias_from_hidden_states(attention_input, index, real)
+        positional = self.floor_bias(positional, self.visible_keys(real, documents)).to(hidden_states.dtype)
+        bias = positional if padding_bias is None else padding_bias + positional
+        return bias.clamp(min=torch.finfo(hidden_states.dtype).min)
+
+    def floor_bias(self, positional: torch.Tensor, visible: torch.Tensor | None) -> torch.Tensor:
+        """Shift each query's bias so that its largest value over the keys it sees (`visible_keys`) is 0 (softmax
+        does not change), then floor it at -50. A key 50 below the row's best has a weight below e^-50 of it, zero at
+        float32 precision next to the others, but exp() of logits near -90 yields denormals that slow CPU attention
+        by a third."""
         if not self.bias_floor_below_row_max:
             return positional.clamp(min=-50.0)
-        if real is not None:
-            row_max = positional.masked_fill(~real[:, None, None, :], float("-inf")).amax(-1, keepdim=True)
-            row_max = row_max.nan_to_num(neginf=0.0)  # a sequence with no real key: nothing to shift
+        if visible is not None:
+            row_max = positional.masked_fill(~visible, float("-inf")).amax(-1, keepdim=True)
+            row_max = row_max.nan_to_num(neginf=0.0)  # a query that sees no key: nothing to shift
         else:
             row_max = positional.amax(-1, keepdim=True)
         return (positional - row_max).clamp(min=-50.0)
@@ -257,41 +396,60 @@ class PosEncModel(PosEncPreTrainedModel):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
+        document_ids=None,
         **kwargs,
     ):
+        """`document_ids` ([B, T] integers, optional): blocks that pack several documents; attention stays inside
+        each document (a run of equal ids) and positions restart at 0 at each one (`document_layout`)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
         if kwargs.get("position_ids") is not None:
             raise ValueError(
                 "position_ids are not supported: positions are always 0..T-1 with right padding, as BERT tokenizers "
-                "produce; pad on the right instead of passing position_ids."
+                "produce; pad on the right instead of passing position_ids (or pass document_ids to restart them at "
+                "each document of a packed block)."
             )
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         if input_ids is not None:
-            self.check_input_ids(input_ids)
+            self.check_input_ids(input_ids, token_type_ids)
         elif inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.config.hidden_size:
             raise ValueError(
                 f"inputs_embeds must be [batch, seq_len, hidden_size={self.config.hidden_size}]; got shape "
                 f"{tuple(inputs_embeds.shape)}."
             )
+        elif token_type_ids is not None:
+            self.check_token_type_shape(token_type_ids, tuple(inputs_embeds.shape[:2]))
+            if self.checks_may_synchronise(token_type_ids.device):
+                self.check_token_type_range(*(int(value) for value in token_type_ids.aminmax()))
+            else:
+                self.assert_ids_in_range(torch.zeros_like(token_type_ids), token_type_ids)
         batch, seq_len = (input_ids if input_ids is not None else inputs_embeds[..., 0]).shape
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         self.position.check_length(seq_len)
+        documents = self.document_layout(document_ids, batch, seq_len)
 
         dtype = self.embeddings.word_embeddings.weight.dtype
         position_vectors = self.position.embeddings(seq_len, device, dtype) if self.position.route == "embed" else None
+        if position_vectors is not None and documents is not None:
+            position_vectors = position_vectors[documents[1]]  # [B, T, D]: each token's position in its document
         hidden_states = self.embeddings(input_ids, token_type_ids, inputs_embeds, position_vectors)
         real = self.real_tokens(attention_mask, batch, seq_len)
-        attention_bias = self.attention_bias(real, seq_len, device, hidden_states.dtype)
+        if device.type != "cpu":
+            self._device_inputs_checked = True
+        attention_bias = self.attention_bias(real, seq_len, device, hidden_states.dtype, documents)
         layer_context = self.position.layer_context(seq_len, device, hidden_states.dtype)
+        if documents is not None:
+            layer_context = self.position.context_at_positions(layer_context, documents[1])
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for index, layer in enumerate(self.layers):
             layer_bias = attention_bias[index] if self.position.per_layer else attention_bias
+            if self.position.reads_hidden_states:
+                layer_bias = self.content_bias(layer, index, hidden_states, real, layer_bias, documents)
             hidden_states, probabilities = layer(
                 hidden_states, layer_bias, self.position, layer_context, output_attentions
             )
@@ -356,10 +514,19 @@ class PosEncForMaskedLM(PosEncPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
         num_items_in_batch=None,
+        document_ids=None,
         **kwargs,
     ):
+        # document_ids is named here so that Trainer keeps the column of document-aware packed datasets.
         outputs = self.posenc(
-            input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states, **kwargs
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
+            document_ids=document_ids,
+            **kwargs,
         )
         sequence_output = outputs.last_hidden_state
         loss = None
@@ -367,12 +534,15 @@ class PosEncForMaskedLM(PosEncPreTrainedModel):
             logits = self.lm_head(sequence_output)
         else:
             masked = labels != -100
-            logits = self.lm_head(sequence_output[masked])
+            # The head runs on the masked tokens only; finding them is the training step's one host-device
+            # synchronisation (the count decides the shape), done once for the hidden states and the labels.
+            masked_positions = masked.nonzero(as_tuple=True)
+            logits = self.lm_head(sequence_output[masked_positions])
             # Trainer passes num_items_in_batch, the masked tokens of the whole step (all devices, all accumulated
             # micro-batches), so that every token weighs the same. A sum over no masked token is 0, not NaN.
             total = masked.sum() if num_items_in_batch is None else torch.as_tensor(num_items_in_batch)
             total = total.clamp(min=1)
-            loss = F.cross_entropy(logits.float(), labels[masked], reduction="sum") / total
+            loss = F.cross_entropy(logits.float(), labels[masked_positions], reduction="sum") / total
         output = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )

@@ -10,9 +10,9 @@ Routes (see "The variants" in README.md):
           eager attention path.
 
 The encoder asks an encoding for what its route needs and never looks at its name. The base class and shared
-helpers are in positional_base.py, the bias route in positional_bias.py; this file holds the other routes and the
-registry `ENCODINGS`. All three are Hub code: copied next to every saved model, so they import only torch and
-transformers.
+helpers are in positional_base.py, the bias route in positional_bias.py (the content-dependent forgetting gate in
+positional_gated.py), the rotate route in positional_rotary.py; this file holds the other routes and the registry
+`ENCODINGS`. All are Hub code: copied next to every saved model, so they import only torch and transformers.
 """
 
 import math
@@ -34,6 +34,8 @@ from .positional_bias import (
     per_head_values,
     t5_relative_bucket,
 )
+from .positional_gated import ForgettingGateBias
+from .positional_rotary import RotaryEncoding
 
 __all__ = [
     "ENCODINGS",
@@ -122,41 +124,6 @@ class SinusoidalEncoding(PositionalEncoding):
         if self.scale is not None:
             table = table * self.scale
         return table.to(dtype)
-
-
-# --------------------------------------------------------------------------------------------------- rotate
-class RotaryEncoding(PositionalEncoding):
-    """RoPE (Su et al. 2021): rotates each pair of query/key dimensions by an angle proportional to the position,
-    so q_i . k_j depends on i - j only. Route: rotate. Parameters: `rope_theta` (the base of the frequencies).
-    Needs an even head dimension. Symmetric in the positional factor (cos is even) but the sine terms pair with
-    content, so not symmetric by construction."""
-
-    name = "rope"
-    route = "rotate"
-    paper = "Su et al. 2021, RoFormer: enhanced transformer with rotary position embedding"
-    symmetric = False
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.rope_theta = config.rope_theta
-
-    def layer_context(self, seq_len: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """The [T, head_dim] cosines and sines of the rotation angles."""
-        inverse_frequencies = self.rope_theta ** (
-            -torch.arange(0, self.head_dim, 2, device=device, dtype=torch.float32) / self.head_dim
-        )
-        angles = torch.arange(seq_len, device=device, dtype=torch.float32)[:, None] * inverse_frequencies
-        angles = torch.cat((angles, angles), dim=-1)
-        return angles.cos().to(dtype), angles.sin().to(dtype)
-
-    def rotate(self, query: torch.Tensor, key: torch.Tensor, context) -> tuple[torch.Tensor, torch.Tensor]:
-        cos, sin = context
-        return query * cos + rotate_half(query) * sin, key * cos + rotate_half(key) * sin
-
-
-def rotate_half(states: torch.Tensor) -> torch.Tensor:
-    first, second = states.chunk(2, dim=-1)
-    return torch.cat((-second, first), dim=-1)
 
 
 # ---------------------------------------------------------------------------------------------------- score
@@ -310,5 +277,6 @@ ENCODINGS: dict[str, type[PositionalEncoding]] = {
         KerpleBias,
         FireBias,
         AttenuatedBias,
+        ForgettingGateBias,
     )
 }

@@ -23,6 +23,9 @@ class PositionalEncoding(nn.Module):
     length_dependent = False  # the bias depends on the sequence length: `bias(..., real_lengths=[B])` per sequence
     per_layer = False  # the bias has one [H, T, T] slice per layer: `bias` returns [L, H, T, T] (not length-dependent)
     token_embedding_scale = 1.0  # the token embeddings are multiplied by this (Vaswani et al.: sqrt(hidden_size))
+    # The bias depends on the content: each layer asks `bias_from_hidden_states(attention_input, layer_index, real)`
+    # for its [B, H, T, T] bias instead of sharing one built from positions.
+    reads_hidden_states = False
 
     def __init__(self, config):
         super().__init__()
@@ -45,6 +48,20 @@ class PositionalEncoding(nn.Module):
     def layer_context(self, seq_len: int, device, dtype):
         """What every layer's `rotate` or `scores` needs that depends on positions only (rotation tables,
         distance indices), built once per forward by the encoder and handed to each layer."""
+        return None
+
+    def context_at_positions(self, context, position_ids: torch.Tensor):
+        """`layer_context` for tokens whose positions are `position_ids` ([B, T]; they restart at 0 at each document
+        of a packed block). The default keeps the context: distance tables depend on i - j, unchanged inside a
+        document. A context indexed by absolute position (rotation angles) overrides this."""
+        return context
+
+    def document_restart_problem(self) -> str | None:
+        """Why this encoding cannot run a packed block as if each document were alone (masked at the boundaries,
+        positions restarting), or None when it can. Embedding tables and absolute biases are read at each token's
+        position in its document by the encoder; a bias normalised by the sequence's length cannot be yet."""
+        if self.length_dependent:
+            return "its bias is normalised by the length of the whole sequence, not of each document"
         return None
 
     def table_rows(self, seq_len: int) -> set[int] | None:

@@ -203,7 +203,8 @@ class FireBias(BiasEncoding):
     def bias(self, seq_len: int, device, real_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """[H, T, T], or [B, H, T, T] normalised by each sequence's own length when `real_lengths` ([B]) is given."""
         distance = signed_distance(seq_len, device).float()
-        lengths = torch.tensor(float(seq_len), device=device) if real_lengths is None else real_lengths.float()
+        # torch.full, not torch.tensor: a tensor copied from the host would cost a synchronisation on a GPU.
+        lengths = torch.full((), float(seq_len), device=device) if real_lengths is None else real_lengths.float()
         if real_lengths is not None:
             lengths = lengths[:, None, None]
         c = self.c.float()

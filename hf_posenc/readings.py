@@ -7,6 +7,8 @@ pairs at once, and the comparison of differences between runs with the noise bet
 - `seed_noise(values_by_run)`: whether runs differ by more than their seeds do (one-way ANOVA over seeds).
 - `majority_label(labels)` and `chance_verdict(score, chance, ...)`: the score of always answering the most frequent
   label of the sample, and whether a score beats it by more than its noise ("not above chance" otherwise).
+- `baseline_verdict(score, baseline, ...)`: whether a pretrained model's score beats a randomly initialised model's,
+  fine-tuned the same way on the same sample, by more than the noise of the difference.
 
 scipy's default Spearman p-value is asymptotic and far too small at n = 5 (Spearman 1 gives p = 1.4e-24 where the
 exact p is 2/120); these are the ones a report should print.
@@ -22,11 +24,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 __all__ = [
+    "ABOVE_BASELINE",
     "ABOVE_CHANCE",
     "EXACT_UP_TO",
     "MONTE_CARLO_ORDERINGS",
     "NOISE_MULTIPLE",
+    "NOT_ABOVE_BASELINE",
     "NOT_ABOVE_CHANCE",
+    "baseline_verdict",
     "chance_verdict",
     "holm",
     "majority_label",
@@ -154,4 +159,39 @@ def chance_verdict(
         return result
     above = result["margin"] > NOISE_MULTIPLE * result["noise"]
     result["verdict"] = ABOVE_CHANCE if above else NOT_ABOVE_CHANCE
+    return result
+
+
+ABOVE_BASELINE = "above random init"
+NOT_ABOVE_BASELINE = "not above random init"
+
+
+def baseline_verdict(
+    score: float | None,
+    baseline: float | None,
+    *,
+    score_std: float | None = None,
+    baseline_std: float | None = None,
+    n: int | None = None,
+) -> dict:
+    """Whether `score` (a pretrained model fine-tuned on a task) beats `baseline` (a randomly initialised model of
+    the same size fine-tuned the same way, on the same sample) by more than `NOISE_MULTIPLE` times the noise of
+    their difference, for a metric where higher is better. The noise is sqrt(score_std^2 + baseline_std^2) when
+    both standard deviations over seeds are known, else the binomial standard error of the difference of two
+    accuracies on `n` examples each, sqrt((s (1 - s) + b (1 - b)) / n). Returns baseline, margin, noise, where the
+    noise came from and the verdict: `ABOVE_BASELINE`, `NOT_ABOVE_BASELINE`, or "unknown" when a number is missing."""
+    result = {"baseline": baseline, "margin": None, "noise": None, "noise_from": None, "verdict": "unknown"}
+    if score is None or baseline is None or not math.isfinite(score) or not math.isfinite(baseline):
+        return result
+    result["margin"] = score - baseline
+    stds = (score_std, baseline_std)
+    if all(std is not None and math.isfinite(std) for std in stds):
+        result["noise"], result["noise_from"] = math.hypot(*stds), "seeds"
+    elif n and 0 <= score <= 1 and 0 <= baseline <= 1:
+        variance = (score * (1 - score) + baseline * (1 - baseline)) / n
+        result["noise"], result["noise_from"] = math.sqrt(variance), "binomial"
+    else:
+        return result
+    above = result["margin"] > NOISE_MULTIPLE * result["noise"]
+    result["verdict"] = ABOVE_BASELINE if above else NOT_ABOVE_BASELINE
     return result

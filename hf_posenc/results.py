@@ -8,6 +8,7 @@ their v1 layout (flat keys), so folders trained with earlier versions still load
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -36,6 +37,26 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
     return value
+
+
+# The files that hold a saved model's weights (safetensors, sharded or not, and the older PyTorch pickles).
+WEIGHT_FILE_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+
+
+def weights_fingerprint(folder: str | Path) -> str | None:
+    """A SHA-256 over the names and bytes of the model weights in ``folder`` (None when it holds none): results are
+    keyed by it, so a model retrained into the same folder is never credited with the earlier model's scores."""
+    folder = Path(folder)
+    files = sorted({path for pattern in WEIGHT_FILE_PATTERNS for path in folder.glob(pattern) if path.is_file()})
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()
 
 
 class ResultFile:
@@ -145,6 +166,8 @@ class ProbeResult(ResultFile):
     chance: float | None = None
     verdict: str = "unknown"
     deltas_meaningful: bool | None = None
+    model_path: str | None = None  # the folder probed, and `weights_fingerprint` of its weights (None in older files)
+    weights: str | None = None
 
     def card_results(self) -> dict[str, Any]:
         values: dict[str, Any] = {"probes": {name: value for name, value in self.probes.items() if value is not None}}
@@ -152,6 +175,10 @@ class ProbeResult(ResultFile):
             values["probe_chance"] = self.chance
         if self.verdict != "unknown":
             values["probe_verdict"] = self.verdict
+        values.update(probe_train_pairs=self.train_pairs, probe_test_pairs=self.test_pairs, probe_seed=self.seed)
+        for key in ("learning_rate", "data"):  # in details since the probe learning rate follows the model size
+            if self.details.get(key):
+                values[f"probe_{key}"] = self.details[key]
         return values
 
 
@@ -161,7 +188,8 @@ class FinetuneResult(ResultFile):
 
     - ``model``: the model's name (its folder name); ``model_type``: its config's model_type.
     - ``settings``: the fine-tuning settings shared by every cell (`FinetuneArguments` fields except learning rate
-      and seed, plus ``max_train_samples`` and ``max_eval_samples``).
+      and seed, plus ``max_train_samples``, ``max_eval_samples``, ``model_path`` and ``model_weights``, the
+      `weights_fingerprint` of the model the cells started from).
     - ``cells``: one dict per finished (task, learning rate, seed) run, in the order they ran: ``task``,
       ``learning_rate``, ``seed``, ``selection`` (the metric dict on the selection split, or None when the task has
       none), ``report`` (the metric dict on the report split), ``train_examples``, ``seconds``.

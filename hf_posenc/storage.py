@@ -2,6 +2,8 @@
 
 - `cache_dir()`: downloaded artefacts, built corpora, prepared datasets and the compiled metrics kernel. Created
   private to the user (0700): a cache that others can write to would let them change what this user runs or trains.
+  `check_cache_path(path)` checks a cached file or folder, and every folder from the cache root down to it, before
+  it is used.
 - `atomic_path(path)`: write to a temporary file next to `path` and rename it into place, so that no reader (another
   process of `accelerate launch`, say) ever sees a half-written file.
 """
@@ -26,7 +28,8 @@ def cache_dir() -> Path:
 
 def private_folder(folder: Path) -> Path:
     """Create `folder` (and missing parents) readable and writable by the current user only, whatever the umask, and
-    refuse a folder that another user owns or that others can write to."""
+    refuse it unless it and, under the cache root, every folder from the root down to it belong to the current user
+    and cannot be written by others (see `check_cache_path`)."""
     folder = Path(folder)
     missing = []
     for parent in (folder, *folder.parents):
@@ -39,25 +42,82 @@ def private_folder(folder: Path) -> Path:
         except FileExistsError:  # another process created it in the meantime
             pass
         os.chmod(created, 0o700)
-    check_private(folder)
+    check_cache_path(folder)
     return folder
 
 
-def check_private(path: Path) -> None:
-    """Raise PermissionError unless `path` belongs to the current user and no one else can write to it."""
-    info = path.lstat()
+def check_cache_path(path: Path, *, owner_uid: int | None = None) -> Path:
+    """Return `path` after checking what could have changed it: for a path under `cache_dir()`, the cache root and
+    every folder on the way down to `path`, and `path` itself, as far as they exist (elsewhere, `path` alone). Each
+    must belong to `owner_uid` (default: the current user), be no symbolic link, and be writable by no one else
+    (PermissionError saying how to fix it otherwise).
+
+    Checking the whole way down matters: whoever can write to any folder on it can rename the folder below and put
+    one of their own, with a planted SNLI file or corpus, in its place."""
+    path = Path(path)
+    root = cache_dir()
+    try:
+        below_root = path.relative_to(root).parts
+        chain = [root, *(root.joinpath(*below_root[: depth + 1]) for depth in range(len(below_root)))]
+    except ValueError:
+        chain = [path]
+    for item in chain:
+        try:
+            info = item.lstat()
+        except FileNotFoundError:
+            break  # nothing below a missing folder exists yet: private_folder creates it private
+        _refuse_unless_private(item, info, owner_uid, unreachable_file_ok=True)
+    return path
+
+
+def check_private(path: Path, *, owner_uid: int | None = None) -> None:
+    """Raise PermissionError unless `path` belongs to `owner_uid` (default: the current user), is no symbolic link,
+    and no one else can write to it."""
+    _refuse_unless_private(Path(path), Path(path).lstat(), owner_uid)
+
+
+def _refuse_unless_private(
+    path: Path, info: os.stat_result, owner_uid: int | None, *, unreachable_file_ok: bool = False
+) -> None:
     if stat.S_ISLNK(info.st_mode):
         raise PermissionError(f"{path} is a symbolic link; hf_posenc keeps its cache in real folders. Remove the link.")
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+    if owner_uid is None and hasattr(os, "getuid"):
+        owner_uid = os.getuid()
+    if owner_uid is not None and info.st_uid != owner_uid:
         raise PermissionError(
             f"{path} belongs to another user (uid {info.st_uid}); hf_posenc will not use files others control. "
             "Set HF_POSENC_CACHE to a folder of your own."
         )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    writable_by_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if unreachable_file_ok and writable_by_others and not stat.S_ISDIR(info.st_mode) and not _others_can_enter(path):
+        # A cached file left group-writable by a umask of 002, in a folder only its owner can enter: no one else can
+        # reach it to write, and refusing it would refuse every cache such a user writes.
+        writable_by_others = 0
+    if writable_by_others:
         raise PermissionError(
             f"{path} can be written by other users (mode {stat.S_IMODE(info.st_mode):o}); run `chmod go-w {path}` "
             "or set HF_POSENC_CACHE to a private folder."
         )
+
+
+def _others_can_enter(file: Path) -> bool:
+    try:
+        return bool(file.parent.stat().st_mode & (stat.S_IXGRP | stat.S_IXOTH))
+    except OSError:
+        return True
+
+
+def read_private_bytes(path: Path, *, owner_uid: int | None = None) -> bytes:
+    """The content of the regular file `path`, read through one file descriptor that was checked like
+    `check_private` (owner, no other writer) and never through a symbolic link: what is checked is what is read,
+    even if the name is switched to another file in between."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise PermissionError(f"{path} is not a regular file; hf_posenc reads only regular files from its cache.")
+        _refuse_unless_private(Path(path), info, owner_uid)
+        return handle.read()
 
 
 def _current_umask() -> int:

@@ -49,6 +49,8 @@ HUB_CODE_FILES = (
     "positional.py",
     "positional_base.py",
     "positional_bias.py",
+    "positional_gated.py",
+    "positional_rotary.py",
 )
 
 

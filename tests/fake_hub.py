@@ -557,3 +557,26 @@ def _metadata_errors(readme: str) -> list[str]:
                     elif isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
                         errors.append(f"metric {metric['type']!r} needs a finite numeric 'value', got {value!r}")
     return errors
+
+
+def main() -> None:
+    """``python tests/fake_hub.py``: a stand-in Hub to try `hf-posenc push` on a machine without the Hub. It prints
+    the two environment variables to set, serves until Ctrl-C, then lists what each repository received."""
+    import signal
+    import sys
+
+    with FakeHub() as hub:
+        print(f"export HF_ENDPOINT={hub.url} HF_TOKEN={hub.token}  # then: hf-posenc push FOLDER {hub.user}/NAME")
+        print("serving; Ctrl-C (or SIGTERM) stops and lists what was uploaded", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            signal.pause()
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        for name, repo in sorted(hub.repos.items()):
+            files = repo.committed_files()
+            print(f"{name}: {len(files)} file(s): {', '.join(sorted(files))}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,6 @@
 /*
- * One pass over each attention matrix: validation, locality, both symmetries and the distance profile.
+ * One pass over each attention matrix: validation, locality, both symmetries, the distance profile and the
+ * log-binned distance profile.
  *
  * The pure-PyTorch path in metrics.py needs a dozen passes over the input (row sums, minima, two gathers of
  * mirrored entries, differences, min, max, rescaling, masked sums); here each row is read once while it sits
@@ -21,9 +22,12 @@ enum {
     WANT_REFERENCE = 2,
     WANT_SCALE_AWARE = 4,
     WANT_DISTANCES = 8,
+    WANT_LOG_BINS = 16,
 };
 
-/* Per matrix, results hold RESULT_FIXED totals followed by 2 * max_distance + 1 diagonal sums. */
+/* Per matrix, results hold RESULT_FIXED totals, 2 * max_distance + 1 diagonal sums, then (with WANT_LOG_BINS)
+ * 2 * bins_per_side + 1 bin sums: keys at signed distance d = j - i with |d| in [2^(b-1), 2^b - 1] go to bin b
+ * (b = 1..bins_per_side, bin 0 is d = 0), left bins (d < 0) before the centre, right bins after it. */
 enum { LOCALITY_TOTAL, REFERENCE_TOTAL, ASYMMETRIC_TOTAL, MIRRORED_MASS, RESULT_FIXED };
 
 typedef struct {
@@ -33,6 +37,7 @@ typedef struct {
     double row_sum_tolerance;
     double symmetry_tolerance;
     double constant_range;
+    int64_t bins_per_side;          /* bins b = 1..bins_per_side reach distance size - 1 */
     const double *locality_weights; /* [2 * size - 1], weight of column j for row i at j - i + size - 1 */
     double *differences;            /* [size] scratch for one row's mirrored differences */
 } Settings;
@@ -123,6 +128,26 @@ ALWAYS_INLINE static int measure_row(const double *row, int64_t i, int64_t lengt
         const int64_t last = length - 1 - i < s->max_distance ? length - 1 - i : s->max_distance;
         for (int64_t d = first; d <= last; d++) diagonals[d] += row[i + d];
     }
+
+    if (s->flags & WANT_LOG_BINS) {
+        /* bins[b], b = -bins_per_side..bins_per_side. Each bin is a contiguous run of keys on either side, so
+         * the row is summed in about 2 log2(T) vectorised stretches with no per-key bin lookup. */
+        double *bins = totals + RESULT_FIXED + 2 * s->max_distance + 1 + s->bins_per_side;
+        bins[0] += row[i];
+        int64_t b = 1;
+        for (int64_t low = 1; low < length; low *= 2, b++) {
+            const int64_t high = 2 * low - 1;
+            const int64_t right_stop = i + high < length - 1 ? i + high : length - 1;
+            double right = 0.0, left = 0.0;
+#pragma omp simd reduction(+ : right)
+            for (int64_t j = i + low; j <= right_stop; j++) right += row[j];
+            const int64_t left_start = i - high > 0 ? i - high : 0;
+#pragma omp simd reduction(+ : left)
+            for (int64_t j = left_start; j <= i - low; j++) left += row[j];
+            bins[b] += right;
+            bins[-b] += left;
+        }
+    }
     return 1;
 }
 
@@ -139,7 +164,8 @@ typedef struct {
 WIDEST_VECTORS static void *run_job(void *argument) {
     Job *job = argument;
     const int64_t size = job->settings.size;
-    const int64_t stride = RESULT_FIXED + 2 * job->settings.max_distance + 1;
+    const int64_t stride = RESULT_FIXED + 2 * job->settings.max_distance + 1 +
+                           (job->settings.flags & WANT_LOG_BINS ? 2 * job->settings.bins_per_side + 1 : 0);
     double *buffer = malloc(sizeof(double) * (size_t)(2 * size));
     if (buffer == NULL) {
         job->status = -2;
@@ -261,7 +287,8 @@ static void run_jobs(Job *jobs, int count) {
 }
 
 /* Measures `count` matrices on up to `threads` threads (the calling one included).
- * results: [count, RESULT_FIXED + 2 * max_distance + 1] float64 totals.
+ * results: [count, RESULT_FIXED + 2 * max_distance + 1 (+ 2 * bins_per_side + 1 with WANT_LOG_BINS)] float64
+ * totals, where bins_per_side is the number of bits of size - 1.
  * Returns -1 when every matrix is valid, the index of the first invalid matrix otherwise, -2 when out of
  * memory. */
 int64_t posenc_attention_stats(const void *matrices, int is_float32, int64_t count, int64_t size,
@@ -271,8 +298,10 @@ int64_t posenc_attention_stats(const void *matrices, int is_float32, int64_t cou
     double *weights = malloc(sizeof(double) * (size_t)(2 * size - 1));
     if (weights == NULL) return -2;
     for (int64_t c = 0; c < 2 * size - 1; c++) weights[c] = exp2(-fabs((double)(c - (size - 1))));
+    int64_t bins_per_side = 0;
+    for (int64_t reach = size - 1; reach > 0; reach >>= 1) bins_per_side++;
     const Settings settings = {size, flags, max_distance, row_sum_tolerance, symmetry_tolerance,
-                               constant_range, weights, NULL};
+                               constant_range, bins_per_side, weights, NULL};
     if (threads > count) threads = (int)count;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads < 1) threads = 1;

@@ -7,6 +7,15 @@ the tail that a length cannot fill). Masked tokens are all replaced by [MASK]: a
 the first blocks of each length. Encodings with a fixed position table (`learned`, `tupe`, and stock BERT models) are
 reported as not run beyond their table instead of failing.
 
+Memory is bounded: each forward holds at most `ATTENTION_BUDGET_BYTES` of attention matrices (the batch shrinks as
+the length grows, down to one block, and so does the number of blocks whose attention is kept for the metrics); a
+length whose single block cannot fit in the memory free on the model's device is refused before any length runs; and
+with `save_to`, the result file is rewritten after each length, so the lengths done survive a later failure.
+
+A rope model can be measured under a context-extension scaling (`rope_scaling`, transformers' `rope_parameters` form:
+linear, dynamic, yarn, longrope, llama3), applied to a copy of its config at load time; its
+`original_max_position_embeddings` defaults to the trained length.
+
 Each measured length also says where it stands against the length the model was trained on (`trained_length`: the
 `trained_max_length` that hf_posenc pretraining writes into config.json, else `max_seq_length` in the
 posenc_results.json next to the model, else unknown): "ok" within it; beyond it, "untrained positions" when the length
@@ -41,12 +50,19 @@ __all__ = [
     "extrapolate",
     "length_status",
     "plot_extrapolation",
+    "preflight",
+    "scaled_config",
     "snli_test_documents",
     "trained_length",
 ]
 
-# Tokens per forward pass; the batch size of each length follows from it.
+# Tokens per forward pass; the batch size of each length follows from it (and from ATTENTION_BUDGET_BYTES).
 TOKENS_PER_BATCH = 8192
+
+# Attention matrices one forward may hold: [batch, heads, T, T] float32, about three at once inside a layer (logits, mask
+# or bias, probabilities); for the metrics, every layer's probabilities of the metric blocks.
+ATTENTION_BUDGET_BYTES = 1 << 30
+MATRICES_PER_LAYER = 3
 
 # The config attribute in which hf_posenc pretraining records the length of its training blocks ([CLS] and [SEP]
 # included). It is saved in config.json, so it travels with the model to the Hub.
@@ -73,13 +89,16 @@ class LengthMeasurement:
     locality: float | None = None
     symmetry: float | None = None
     symmetry_scale_aware: float | None = None
+    metric_blocks: int = 0
 
 
 @dataclass
 class ExtrapolationResult(ResultFile):
     """Written by `hf-posenc extrapolate`: one `LengthMeasurement` per requested length. `trained_length` is the
-    sequence length the model was trained on (None when unknown) and `trained_length_source` where it was read:
-    "config.json trained_max_length", "posenc_results.json max_seq_length" or "unknown"."""
+        sequence length the model was trained on (None when unknown) and `trained_length_source` where it was read:
+        "config.json trained_max_length", "posenc_results.json max_seq_length" or "unknown". `rope_scaling`: the
+    context-extension scaling the model was measured under (None: as saved). `metric_blocks` of a length: how many blocks
+    its locality and symmetry were measured on (fewer than asked when their attention would exceed the budget)."""
 
     FILE_NAME: ClassVar[str] = "extrapolation_results.json"
 
@@ -92,6 +111,7 @@ class ExtrapolationResult(ResultFile):
     position_limit: int | None = None
     trained_length: int | None = None
     trained_length_source: str = "unknown"
+    rope_scaling: dict[str, Any] | None = None
     lengths: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -203,6 +223,61 @@ def length_status(length: int, trained: int | None, encoding, has_table: bool = 
     return BEYOND_TRAINED_LENGTH
 
 
+def attention_matrix_bytes(config, length: int) -> int:
+    """Bytes of one block's [heads, T, T] float32 attention matrix in one layer."""
+    return getattr(config, "num_attention_heads", 12) * length * length * 4
+
+
+def block_limits(config, length: int, metric_blocks: int) -> tuple[int, int]:
+    """The blocks per loss forward and the blocks whose attention the metrics keep at `length`, within
+    ATTENTION_BUDGET_BYTES (at least one of each)."""
+    matrix = attention_matrix_bytes(config, length)
+    loss_batch = max(1, min(TOKENS_PER_BATCH // length, ATTENTION_BUDGET_BYTES // (MATRICES_PER_LAYER * matrix)))
+    layers = getattr(config, "num_hidden_layers", 12)
+    metric_batch = max(1, min(metric_blocks, ATTENTION_BUDGET_BYTES // ((layers + MATRICES_PER_LAYER) * matrix)))
+    return loss_batch, metric_batch
+
+
+def minimum_bytes(config, length: int) -> int:
+    """What one block of `length` needs at least: every layer's attention kept for the metrics, plus one layer's
+    working matrices."""
+    return (getattr(config, "num_hidden_layers", 12) + MATRICES_PER_LAYER) * attention_matrix_bytes(config, length)
+
+
+def available_memory(device) -> int | None:
+    """Free bytes on `device` (a GPU's free memory; the host's MemAvailable), or None when the system does not say."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(config, lengths: Sequence[int], device="cpu", name: str = "the model") -> None:
+    """Refuse, before anything runs, the lengths of which a single block cannot fit in the memory free on `device`."""
+    free = available_memory(device)
+    if free is None:
+        return
+    too_long = [length for length in lengths if minimum_bytes(config, length) > free]
+    if too_long:
+        gib = minimum_bytes(config, too_long[0]) / 2**30
+        fitting = [length for length in lengths if length not in too_long]
+        raise ValueError(
+            f"--lengths {' '.join(map(str, too_long))}: one block of {too_long[0]} tokens of {name} needs at least "
+            f"{gib:.1f} GiB for its attention matrices ({getattr(config, 'num_hidden_layers', 12)} layers x "
+            f"{getattr(config, 'num_attention_heads', 12)} heads x {too_long[0]}^2 x 4 bytes, plus a layer's working "
+            f"copies), more than the {free / 2**30:.1f} GiB free on {torch.device(device).type}; drop "
+            + ("them" if len(too_long) > 1 else "it")
+            + (f" (the others, {' '.join(map(str, fitting))}, fit)" if fitting else "")
+            + " or run on a machine with more memory."
+        )
+
+
 def _measure(model, stream, masked, length, tokenizer, metric_blocks) -> LengthMeasurement:
     body = length - 2
     blocks = len(stream) // body
@@ -219,7 +294,7 @@ def _measure(model, stream, masked, length, tokenizer, metric_blocks) -> LengthM
     inputs = torch.cat((cls, ids.masked_fill(is_masked, tokenizer.mask_token_id), sep), dim=1)
     labels = torch.cat((unlabelled, ids.masked_fill(~is_masked, -100), unlabelled), dim=1)
     total_loss, total_masked = 0.0, 0
-    batch_size = max(1, TOKENS_PER_BATCH // length)
+    batch_size, measurement.metric_blocks = block_limits(model.config, length, min(metric_blocks, blocks))
     model.eval()
     with torch.no_grad():
         for start in range(0, blocks, batch_size):
@@ -234,7 +309,7 @@ def _measure(model, stream, masked, length, tokenizer, metric_blocks) -> LengthM
     if total_masked:
         measurement.loss = total_loss / total_masked
         measurement.perplexity = perplexity(measurement.loss)
-    summary = summarize_model(model, {"input_ids": inputs[:metric_blocks].to(device)})
+    summary = summarize_model(model, {"input_ids": inputs[: measurement.metric_blocks].to(device)})
     measurement.locality = summary["locality"]
     measurement.symmetry = summary["symmetry"]
     measurement.symmetry_scale_aware = summary["symmetry_scale_aware"]
@@ -253,6 +328,55 @@ def check_lengths(lengths: Sequence[int]) -> list[int]:
     return sorted(set(lengths))
 
 
+def scaled_config(folder: str | Path, rope_scaling: dict[str, Any], trust_remote_code: bool = False):
+    """The config of the model in `folder` with `rope_scaling` as its `rope_context_scaling` (checked by the config
+    class itself), `original_max_position_embeddings` defaulting to the trained length (else
+    max_position_embeddings). ValueError for a model whose encoding has no such setting."""
+    from transformers import AutoConfig
+
+    folder = require_model_folder(folder)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    if not hasattr(config, "rope_context_scaling"):
+        raise ValueError(
+            f"--rope_scaling applies to rope models; {folder} is a {config.model_type} model, whose encoding has no "
+            "rotary frequencies to scale. Leave it out of this command or drop --rope_scaling."
+        )
+    if not isinstance(rope_scaling, dict):
+        raise ValueError(f'--rope_scaling must be a JSON object such as {{"rope_type": "yarn", "factor": 4}}; got '
+                         f"{rope_scaling!r}.")  # fmt: skip
+    scaling = dict(rope_scaling)
+    if scaling.get("rope_type") != "linear":
+        trained, _ = trained_length(folder, config)
+        scaling.setdefault("original_max_position_embeddings", trained or config.max_position_embeddings)
+    values = config.to_dict()
+    values["rope_context_scaling"] = scaling
+    return type(config).from_dict(values)
+
+
+def preflight(
+    model_dir: str | Path,
+    lengths: Sequence[int],
+    rope_scaling: dict[str, Any] | None = None,
+    trust_remote_code: bool = False,
+    device="cpu",
+) -> None:
+    """What `extrapolate` would refuse, checked without loading weights (the model is built on the meta device), so
+    that a command over several models fails before measuring any of them: a bad scaling, a scaling for a model that
+    has no rotary frequencies, a length whose single block cannot fit in the memory free on `device`."""
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    lengths = check_lengths(lengths)
+    folder = require_model_folder(model_dir)
+    if rope_scaling is not None:
+        config = scaled_config(folder, rope_scaling, trust_remote_code)
+    else:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForMaskedLM.from_config(config, trust_remote_code=trust_remote_code)
+    limit = position_limit(model)
+    check_memory(config, [length for length in lengths if limit is None or length <= limit], device, str(model_dir))
+
+
 def extrapolate(
     model_dir: str | Path,
     lengths: Sequence[int],
@@ -264,19 +388,29 @@ def extrapolate(
     seed: int = 0,
     metric_blocks: int = 4,
     trust_remote_code: bool = False,
+    rope_scaling: dict[str, Any] | None = None,
+    save_to: str | Path | None = None,
 ) -> ExtrapolationResult:
     """Masked-LM loss, perplexity, locality and symmetry of the model in `model_dir` at each of `lengths`, on the
-    same held-out tokens (`documents`, by default `snli_test_documents()`, capped at `max_tokens`)."""
+    same held-out tokens (`documents`, by default `snli_test_documents()`, capped at `max_tokens`). `rope_scaling`
+    measures a rope model under that context-extension scaling (see `scaled_config`). With `save_to`, the result
+    is saved in that folder after each length (the lengths measured so far)."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     lengths = check_lengths(lengths)
     if not 0 < mlm_probability < 1:
         raise ValueError(f"mlm_probability must be between 0 and 1; got {mlm_probability}.")
     folder = require_model_folder(model_dir)
-    model = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    load_options = {"trust_remote_code": trust_remote_code}
+    if rope_scaling is not None:
+        load_options["config"] = scaled_config(folder, rope_scaling, trust_remote_code)
+    model = AutoModelForMaskedLM.from_pretrained(folder, **load_options)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
     if tokenizer.mask_token_id is None or tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
         raise ValueError(f"The tokenizer in {folder} has no [MASK], [CLS] or [SEP] token; give a BERT-style model.")
+    limit = position_limit(model)
+    runnable = [length for length in lengths if limit is None or length <= limit]
+    check_memory(model.config, runnable, next(model.parameters()).device, name=str(model_dir))
     stream = token_stream(snli_test_documents() if documents is None else documents, tokenizer, max_tokens)
     if len(stream) < lengths[0] - 2:
         raise ValueError(
@@ -286,19 +420,8 @@ def extrapolate(
     masked = np.random.default_rng(seed).random(len(stream)) < mlm_probability
     masked &= stream != tokenizer.sep_token_id  # document separators are structure, not text to predict
 
-    limit = position_limit(model)
     trained, trained_source = trained_length(folder, model.config)
-    measurements = []
-    for length in lengths:
-        if limit is not None and length > limit:
-            status = f"not run: {length} tokens exceed the {limit}-position table, which cannot extrapolate"
-            measurements.append(LengthMeasurement(length=length, status=status))
-            continue
-        measurement = _measure(model, stream, masked, length, tokenizer, metric_blocks)
-        if measurement.status == OK:  # measured (not "not run: the text is too short")
-            measurement.status = length_status(length, trained, position_encoding(model), has_table=limit is not None)
-        measurements.append(measurement)
-    return ExtrapolationResult(
+    result = ExtrapolationResult(
         model=str(model_dir),
         model_type=model.config.model_type,
         text=text_name,
@@ -308,8 +431,20 @@ def extrapolate(
         position_limit=limit,
         trained_length=trained,
         trained_length_source=trained_source,
-        lengths=[json_safe(asdict(measurement)) for measurement in measurements],
+        rope_scaling=getattr(model.config, "rope_context_scaling", None) if rope_scaling is not None else None,
     )
+    for length in lengths:
+        if limit is not None and length > limit:
+            status = f"not run: {length} tokens exceed the {limit}-position table, which cannot extrapolate"
+            measurement = LengthMeasurement(length=length, status=status)
+        else:
+            measurement = _measure(model, stream, masked, length, tokenizer, metric_blocks)
+            if measurement.status == OK:  # measured (not "not run: the text is too short")
+                measurement.status = length_status(length, trained, position_encoding(model), limit is not None)
+        result.lengths.append(json_safe(asdict(measurement)))
+        if save_to is not None:
+            result.save(save_to)
+    return result
 
 
 # How a measured length is drawn, by status: (marker, filled).
@@ -394,21 +529,20 @@ def plot_extrapolation(results: Sequence[ExtrapolationResult], path: str | Path,
     return _save(figure, path)
 
 
-def format_table(results: Sequence[ExtrapolationResult]) -> str:
+def format_table(results: Sequence[ExtrapolationResult], names: Sequence[str] | None = None) -> str:
     """A Markdown table: one row per model and length, with the model's trained length ("unknown" when nothing
-    records it) and the length's status."""
+    records it) and the length's status. `names` label the results (default: their model folders' names)."""
     lines = [
         "| model | trained length | length | loss | perplexity | locality | symmetry | status |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for result in results:
+    for index, result in enumerate(results):
+        name = names[index] if names else Path(result.model).name
         trained = "unknown" if result.trained_length is None else str(result.trained_length)
         for item in result.measurements:
             cells = [
                 "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
                 for value in (item.loss, item.perplexity, item.locality, item.symmetry)
             ]
-            lines.append(
-                f"| {Path(result.model).name} | {trained} | {item.length} | {' | '.join(cells)} | {item.status} |"
-            )
+            lines.append(f"| {name} | {trained} | {item.length} | {' | '.join(cells)} | {item.status} |")
     return "\n".join(lines)

@@ -10,6 +10,11 @@ sees only earlier tokens, so left and right cannot be compared and symmetry mean
 values are reported as None (undefined) rather than as numbers a reader might take at face value; locality and
 the distance profile still describe how far back it looks. Encoder-decoders are refused: the job measures one
 stack's self-attention, and theirs needs decoder inputs.
+
+The sentences run in batches of `batch_size` (default 16): memory stays that of one batch (its attentions are about
+batch x layers x heads x T^2 x 4 bytes, 150 MB for BERT-base at T = 128), whatever the number of sentences, and
+the metrics, accumulated as sums and counts (`hf_posenc.analysis.summary`), are those of one batch holding them all.
+Every sentence's length is checked against the model's position limit before the first batch runs.
 """
 
 from __future__ import annotations
@@ -24,10 +29,18 @@ import torch
 
 from ..results import json_safe
 from ..storage import atomic_path, require_model_folder
-from .metrics import SUMMARY_METRICS, summarize
-from .model_attention import model_attentions
+from .model_attention import measure_model
+from .summary import SUMMARY_METRICS, AttentionAccumulator
 
-__all__ = ["BUILTIN_SENTENCES", "FolderReport", "analyze_folder", "format_table", "read_sentences"]
+__all__ = [
+    "BUILTIN_SENTENCES",
+    "DEFAULT_BATCH_SIZE",
+    "FolderReport",
+    "analyze_folder",
+    "format_table",
+    "metric_label",
+    "read_sentences",
+]
 
 # Varied English sentences of 8 to 25 words: enough distances for the metrics, no data download.
 BUILTIN_SENTENCES = [
@@ -49,6 +62,7 @@ BUILTIN_SENTENCES = [
     "Birds gathered on the wires above the station as the first train arrived.",
 ]
 SUMMARY_FILE = "summary.json"
+DEFAULT_BATCH_SIZE = 16
 # Mass a query may put on later keys in float32 softmax noise and still count as causal (masked logits give 0).
 _CAUSAL_TOLERANCE = 1e-6
 _SYMMETRY_METRICS = tuple(name for name in SUMMARY_METRICS if name.startswith("symmetry"))
@@ -64,10 +78,13 @@ class FolderReport:
     attention: str  # "bidirectional" or "causal"
     warnings: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    batch_size: int = DEFAULT_BATCH_SIZE
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON written as summary.json: the `summarize` keys plus model, attention and warnings."""
-        return json_safe({"model": self.model, "attention": self.attention, "warnings": self.warnings, **self.summary})
+        """The JSON written as summary.json: the `summarize` keys plus model, attention, warnings and the batch size
+        the sentences ran in (``"batch_size"`` is the `summarize` key: the number of sentences measured)."""
+        run = {"model": self.model, "attention": self.attention, "warnings": self.warnings}
+        return json_safe({**run, "sentences_per_batch": self.batch_size, **self.summary})
 
 
 def read_sentences(path: str | os.PathLike, flag: str = "--texts") -> list[str]:
@@ -93,13 +110,22 @@ def read_sentences(path: str | os.PathLike, flag: str = "--texts") -> list[str]:
     return sentences
 
 
-def _check_output_folder(output: Path) -> None:
+def _check_output_folder(output: Path, model_folder: Path, overwrite: bool) -> None:
     if output.is_symlink():
         raise ValueError(
             f"--output {output} is a symbolic link; give a real folder (hf-posenc does not write through links)."
         )
     if output.exists() and not output.is_dir():
         raise FileExistsError(f"--output {output} is a file; give a folder for the report.")
+    try:
+        earlier = json.loads((output / SUMMARY_FILE).read_text(encoding="utf-8")).get("model")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return  # no report there (or not one of ours): nothing to protect
+    if not overwrite and earlier is not None and Path(earlier).resolve() != model_folder.resolve():
+        raise FileExistsError(
+            f"--output {output} holds the report of {earlier}, not of {model_folder}; choose another --output "
+            "(the default is named after the model) or pass --overwrite to replace it."
+        )
 
 
 def _config_needing_no_code(folder: Path, trust_remote_code: bool):
@@ -152,9 +178,10 @@ def _load_tokenizer(folder: Path, trust_remote_code: bool):
         raise ValueError(f"{folder}'s tokenizer does not load: {' '.join(str(error).split())}") from None
 
 
-def _is_causal(attentions, attention_mask) -> bool:
-    """True when no real query of any layer or head puts mass on a later real key (and some sequence has two real
-    tokens, so that there was a later key to look at)."""
+def _causal_evidence(attentions, attention_mask) -> tuple[bool, bool]:
+    """(whether some sequence has two real tokens, so that there was a later key to look at; whether a real query of
+    some layer or head put mass on a later real key). Attention is causal when every batch says (.., False) and one
+    says (True, ..)."""
     first = attentions[0]
     seq_len = first.shape[-1]
     if attention_mask is None:
@@ -162,10 +189,11 @@ def _is_causal(attentions, attention_mask) -> bool:
     else:
         real = attention_mask.to(first.device) != 0
     if int(real.sum(-1).max()) < 2:
-        return False
+        return False, False
     later = torch.ones(seq_len, seq_len, dtype=torch.bool, device=first.device).triu(1)
     watched = later & real[:, None, :, None] & real[:, None, None, :]  # [batch, 1, T, T]
-    return all(float(layer.float().masked_fill(~watched, 0).amax()) <= _CAUSAL_TOLERANCE for layer in attentions)
+    looked_later = any(float(layer.float().masked_fill(~watched, 0).amax()) > _CAUSAL_TOLERANCE for layer in attentions)
+    return True, looked_later
 
 
 def _without_symmetry(summary: dict[str, Any]) -> dict[str, Any]:
@@ -190,13 +218,18 @@ def analyze_folder(
     max_length: int = 128,
     plots: bool = True,
     trust_remote_code: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    overwrite: bool = False,
 ) -> FolderReport:
     """Locality and symmetry of the model saved in `model_folder` (any Hugging Face encoder, or a decoder, whose
-    symmetry is then undefined), on `sentences` (default: `BUILTIN_SENTENCES`) truncated to `max_length` tokens.
+    symmetry is then undefined), on `sentences` (default: `BUILTIN_SENTENCES`) truncated to `max_length` tokens and
+    run `batch_size` at a time; with the attention sinks of the tokenizer's [CLS] and [SEP] (those it has), the
+    log-binned distance profile and, for an hf_posenc rotary encoding, its frequency bands (see `summarize`).
 
     With `output`, writes ``summary.json`` there (`FolderReport.to_dict`) and, with `plots`, PNG heatmaps and the
     attention-by-distance profile (needs matplotlib). Files are renamed into place: a symbolic link in the folder
-    is replaced, never written through, and an `output` that is itself a link is refused.
+    is replaced, never written through, and an `output` that is itself a link is refused, and so is an `output`
+    holding another model's report, unless `overwrite`.
 
     Raises ValueError (also for code in the folder that is not trusted), FileNotFoundError or FileExistsError,
     each saying what to fix."""
@@ -204,12 +237,14 @@ def analyze_folder(
 
     if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
         raise ValueError(f"--max_length must be a whole number of tokens >= 1; got {max_length!r}.")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"--batch_size must be a whole number of sentences >= 1; got {batch_size!r}.")
     sentences = BUILTIN_SENTENCES if sentences is None else list(sentences)
     if not sentences or not all(isinstance(text, str) and text.strip() for text in sentences):
         raise ValueError("sentences must be a non-empty list of non-blank strings.")
     output = None if output is None else Path(output)
     if output is not None:
-        _check_output_folder(output)
+        _check_output_folder(output, Path(model_folder), overwrite)
     folder = require_model_folder(model_folder, flag="model")
     config = _config_needing_no_code(folder, trust_remote_code)
     tokenizer = _load_tokenizer(folder, trust_remote_code)
@@ -220,17 +255,36 @@ def analyze_folder(
             f"{folder} holds no model weights transformers can load ({' '.join(str(error).split())}); save the "
             "model with save_pretrained."
         ) from None
-    batch = tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     limit = getattr(config, "max_position_embeddings", None)
-    if isinstance(limit, int) and batch["input_ids"].shape[-1] > limit:
+    longest = max(len(ids) for ids in tokenizer(sentences, truncation=True, max_length=max_length)["input_ids"])
+    if isinstance(limit, int) and longest > limit:
         raise ValueError(
-            f"the sentences are {batch['input_ids'].shape[-1]} tokens long, but {folder} takes at most {limit} "
-            f"positions; pass --max_length {limit} or less."
+            f"the sentences are up to {longest} tokens long, but {folder} takes at most {limit} positions; pass "
+            f"--max_length {limit} or less."
         )
-    attentions, attention_mask = model_attentions(model, dict(batch))
-    summary = summarize(attentions, attention_mask)
-    report = FolderReport(str(model_folder), len(sentences), summary, attention="bidirectional")
-    if _is_causal(attentions, attention_mask):
+    # A tokenizer without [CLS] or [SEP] (GPT-2's) has None there: that sink is not reported.
+    special_token_ids = {
+        "cls": getattr(tokenizer, "cls_token_id", None),
+        "sep": getattr(tokenizer, "sep_token_id", None),
+    }
+    accumulator = AttentionAccumulator()
+    saw_pairs = looked_later = False
+    for start in range(0, len(sentences), batch_size):
+        batch = tokenizer(
+            sentences[start : start + batch_size],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        result = measure_model(model, dict(batch), special_token_ids)
+        accumulator.add(result.measured, result.seq_len, result.details)
+        pairs, later = _causal_evidence(result.attentions, result.attention_mask)
+        saw_pairs, looked_later = saw_pairs or pairs, looked_later or later
+        del result  # the batch's attentions go before the next batch's arrive
+    summary = accumulator.summary()
+    report = FolderReport(str(model_folder), len(sentences), summary, attention="bidirectional", batch_size=batch_size)
+    if saw_pairs and not looked_later:
         report.attention = "causal"
         report.summary = _without_symmetry(summary)
         report.warnings.append(
@@ -252,28 +306,74 @@ def _write_report(report: FolderReport, output: Path, plots: bool) -> list[Path]
     if plots:
         from . import plots as drawing
 
-        shown = SUMMARY_METRICS if report.attention != "causal" else ("locality",)
+        shown = _metric_names(report.summary)
+        if report.attention == "causal":
+            shown = [name for name in shown if name not in _SYMMETRY_METRICS]
         for name in shown:
             written.append(drawing.plot_head_heatmap(report.summary, output / f"heatmap_{name}.png", metric=name))
         written.append(drawing.plot_distance_profile(report.summary, output / "attention_by_distance.png"))
+        written.append(drawing.plot_log_distance_profile(report.summary, output / "attention_by_log_distance.png"))
     return written
 
 
+def _metric_names(summary: dict[str, Any]) -> list[str]:
+    return list(summary.get("metrics") or SUMMARY_METRICS)
+
+
+def metric_label(name: str) -> str:
+    """A metric's column title: "locality", "symmetry (scale-aware)", "to [CLS]", "RoPE high", ..."""
+    if name.startswith("sink_"):
+        return f"to [{name[len('sink_') :].upper()}]"
+    if name.startswith("rotary_"):
+        return f"RoPE {name[len('rotary_') :]}"
+    return {"symmetry_scale_aware": "symmetry (scale-aware)"}.get(name, name)
+
+
+def _table(names: list[str], rows: list[tuple[str, list[Any]]], number: str = ".4f") -> list[str]:
+    titles = ["layer", *(metric_label(name) for name in names)]
+    widths = [5, *(max(len(title), 8) for title in titles[1:])]
+    lines = ["| " + " | ".join(title.rjust(width) for title, width in zip(titles, widths)) + " |"]
+    lines.append("|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    for label, values in rows:
+        cells = [label, *("n/a" if value is None else format(value, number) for value in values)]
+        lines.append("| " + " | ".join(cell.rjust(width) for cell, width in zip(cells, widths)) + " |")
+    return lines
+
+
 def format_table(report: FolderReport) -> str:
-    """The per-layer table `hf-posenc analyze` prints (Markdown)."""
+    """What `hf-posenc analyze` prints (Markdown): the metrics per layer (locality and both symmetries; then the
+    attention sinks and rotary frequency bands, when measured) and the attention per key by log distance."""
     summary = report.summary
     lines = [
         f"{report.model}: {report.num_sentences} sentences, {summary['num_layers']} layers x "
         f"{summary['num_heads']} heads, {report.attention} attention",
-        f"| {'layer':>5} | {'locality':>8} | {'symmetry':>8} | {'symmetry (scale-aware)':>22} |",
-        f"|{'-' * 7}|{'-' * 10}|{'-' * 10}|{'-' * 24}|",
     ]
-    per_layer = summary["per_layer"]
-    rows = [
-        (str(layer), *(per_layer[name][layer] for name in SUMMARY_METRICS)) for layer in range(summary["num_layers"])
-    ]
-    rows.append(("mean", *(summary[name] for name in SUMMARY_METRICS)))
-    for name, *values in rows:
-        cells = ["n/a" if value is None else f"{value:.4f}" for value in values]
-        lines.append(f"| {name:>5} | {cells[0]:>8} | {cells[1]:>8} | {cells[2]:>22} |")
+    names = _metric_names(summary)
+    extra = [name for name in names if name not in SUMMARY_METRICS]
+    for group in (list(SUMMARY_METRICS), extra):
+        if not group:
+            continue
+        per_layer = summary["per_layer"]
+        rows = [(str(layer), [per_layer[name][layer] for name in group]) for layer in range(summary["num_layers"])]
+        rows.append(("mean", [summary[name] for name in group]))
+        lines += ["", *_table(group, rows)] if group is extra else _table(group, rows)
+    bins = summary.get("distance_bins")
+    if bins:
+        reach = (len(bins["ranges"]) - 1) // 2
+        lines += [
+            "",
+            "attention per key by distance |j - i| (log bins, mean over layers; left: keys before the query; "
+            "x uniform: times the sequence's length, 1 = uniform attention)",
+            f"| {'distance':>9} | {'left':>10} | {'right':>10} | {'left x uniform':>14} | {'right x uniform':>15} |",
+            f"|{'-' * 11}|{'-' * 12}|{'-' * 12}|{'-' * 16}|{'-' * 17}|",
+        ]
+        for bin_index in range(reach + 1):
+            low, high = bins["ranges"][reach + bin_index]
+            values = [bins[key][reach + side * bin_index] for key in ("mean", "relative_mean") for side in (-1, 1)]
+            cells = [
+                "n/a" if value is None else format(value, ".4g" if index < 2 else ".3f")
+                for index, value in enumerate(values)
+            ]
+            label = str(low) if low == high else f"{low}-{high}"
+            lines.append(f"| {label:>9} | {cells[0]:>10} | {cells[1]:>10} | {cells[2]:>14} | {cells[3]:>15} |")
     return "\n".join(lines)

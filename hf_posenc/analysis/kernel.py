@@ -17,8 +17,13 @@ Loading a shared library runs its code, so the cache is treated as a trust bound
   accelerate) never leave a record that names a different file;
 * before ctypes loads a library, the library and its record must belong to the current user, be writable by no
   one else, and the library's sha256 must equal the recorded one. Otherwise the library is not loaded: it is
-  rebuilt. A library that passes the checks but does not load is rebuilt once; if that fails too, the metrics
-  take the PyTorch path with one warning (``require`` raises instead).
+  rebuilt. The bytes are read once through one checked file descriptor, hashed, and copied into a new file in a
+  fresh private folder, and that copy is what ctypes loads: nothing switched in at the library's name after the
+  check is ever loaded;
+* once loaded, the library's totals on a small known sample must equal the pure-PyTorch path's (and it must flag
+  a matrix whose rows do not sum to 1). A library that passes the checks but does not load, or computes wrong
+  results, is rebuilt once; if that fails too, the metrics take the PyTorch path with one warning (``require``
+  raises instead).
 
 ``HF_POSENC_METRICS_KERNEL`` picks the path, read at every call:
 
@@ -37,6 +42,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
+import math
 import os
 import platform
 import shutil
@@ -48,7 +54,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..storage import atomic_path, cache_dir, check_private, private_folder
+from ..storage import atomic_path, cache_dir, private_folder, read_private_bytes
 
 __all__ = [
     "MODES",
@@ -56,6 +62,7 @@ __all__ = [
     "SOURCE",
     "WANT_DISTANCES",
     "WANT_LOCALITY",
+    "WANT_LOG_BINS",
     "WANT_REFERENCE",
     "WANT_SCALE_AWARE",
     "KernelUnavailable",
@@ -74,9 +81,10 @@ MODES = ("auto", "off", "require")
 # its own). No -march=native: the source picks AVX2 at load time where the CPU has it, so a cache shared by
 # different machines never holds an illegal instruction.
 COMPILE_FLAGS = ("-O3", "-std=c11", "-fPIC", "-shared", "-pthread", "-fopenmp-simd", "-fno-math-errno")
-# Per matrix: locality, reference and asymmetric totals, mirrored mass, then 2k+1 diagonal sums.
+# Per matrix: locality, reference and asymmetric totals, mirrored mass, then 2k+1 diagonal sums, then (with
+# WANT_LOG_BINS) the 2M+1 sums of the log-spaced distance bins, M = (T - 1).bit_length().
 RESULT_FIXED = 4
-WANT_LOCALITY, WANT_REFERENCE, WANT_SCALE_AWARE, WANT_DISTANCES = 1, 2, 4, 8
+WANT_LOCALITY, WANT_REFERENCE, WANT_SCALE_AWARE, WANT_DISTANCES, WANT_LOG_BINS = 1, 2, 4, 8, 16
 # Waking a sleeping worker costs about as much as measuring ten 128 x 128 matrices (70 us on a 2-core VM), so
 # each thread gets at least this many elements (32 such matrices).
 _ELEMENTS_PER_THREAD = 1 << 19
@@ -125,38 +133,121 @@ def _record_path(folder: Path, key: str) -> Path:
     return folder / f"attention_stats-{key}.sha256"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _recorded_library(folder: Path, key: str) -> tuple[Path | None, str | None]:
-    """The library the record names, if it and its record pass every check; else (None, why not) -- (None, None)
-    when nothing was built yet."""
+def _recorded_library(folder: Path, key: str) -> tuple[Path | None, str | None, str | None]:
+    """The library the record names and its recorded digest; else (None, None, why not) -- all None when nothing
+    was built yet. The library itself is checked by `_load_verified`, on the bytes it loads."""
     record = _record_path(folder, key)
     if not record.exists() and not record.is_symlink():
-        return None, None
+        return None, None, None
     try:
-        check_private(record)
-        digest, name = record.read_text(encoding="ascii").split()
+        digest, name = read_private_bytes(record).decode("ascii").split()
     except (OSError, UnicodeDecodeError, ValueError) as error:  # PermissionError is an OSError
-        return None, f"its build record {record.name} is unusable ({error})"
+        return None, None, f"its build record {record.name} is unusable ({error})"
     library = folder / name
     if Path(name).name != name or not name.endswith(".so"):
-        return None, f"its build record {record.name} names {name!r}, not a library in {folder}"
+        return None, None, f"its build record {record.name} names {name!r}, not a library in {folder}"
+    return library, digest, None
+
+
+class _Refused(Exception):
+    """Why a library of the cache was not loaded, or was loaded but gives wrong results (`remove`: delete it)."""
+
+    def __init__(self, message: str, remove: bool = False):
+        super().__init__(message)
+        self.remove = remove
+
+
+def _load_verified(library: Path, digest: str) -> ctypes.CDLL:
+    """Load `library` only if its bytes have the sha256 `digest`, and keep it only if it computes what the PyTorch
+    path computes.
+
+    The bytes are read once, through one checked descriptor (the user's file, writable by no one else, no link),
+    hashed, and written to a fresh file in a new private folder, which is what ctypes loads: a file switched in at
+    `library`'s name after the check is never loaded (hashing a path and then loading the path would load it)."""
     try:
-        check_private(library)
-        found = _sha256(library)
+        content = read_private_bytes(library)
     except OSError as error:
-        return None, f"{library.name} is unusable ({error})"
+        raise _Refused(f"{library.name} is unusable ({error})") from None
+    found = hashlib.sha256(content).hexdigest()
     if found != digest:
-        return (
-            None,
-            f"{library.name} is not the library that was built (sha256 {found[:16]}..., recorded {digest[:16]}...)",
+        raise _Refused(
+            f"{library.name} is not the library that was built (sha256 {found[:16]}..., recorded {digest[:16]}...)"
         )
-    return library, None
+    try:
+        loaded = _bind_private_copy(content, library.parent)
+    except (OSError, AttributeError) as error:  # not a shared library, or not this one (no symbol)
+        raise _Refused(f"{library.name} does not load ({error})", remove=True) from None
+    mismatch = _differs_from_reference(loaded)
+    if mismatch is not None:
+        raise _Refused(f"{library.name} computes wrong results ({mismatch})", remove=True)
+    return loaded
 
 
-def _build(compiler: str, folder: Path, key: str) -> Path:
+def _bind_private_copy(content: bytes, folder: Path) -> ctypes.CDLL:
+    # In the (checked, private) kernel folder rather than the system's temporary folder, which may be mounted
+    # noexec; a new name every time, so the dynamic loader never hands back a library it loaded earlier by name.
+    private = tempfile.mkdtemp(dir=folder, prefix=".load-")
+    try:
+        copy = os.path.join(private, "attention_stats.so")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        with os.fdopen(os.open(copy, flags, 0o700), "wb") as handle:
+            handle.write(content)
+        return _bind(Path(copy))
+    finally:  # the loader keeps its own mapping of the file
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _reference_sample() -> tuple[Tensor, Tensor]:
+    """Three 37 x 37 attention matrices (an odd size, so that vector loops and their remainders both run), the
+    second with 23 real tokens, in float64."""
+    generator = torch.Generator().manual_seed(20231)
+    size, lengths = 37, torch.tensor([37, 23, 37])
+    scores = torch.randn(3, size, size, generator=generator, dtype=torch.float64) * 3
+    padded_keys = torch.arange(size)[None, None, :] >= lengths[:, None, None]
+    return torch.softmax(scores.masked_fill(padded_keys, -math.inf), dim=-1), lengths
+
+
+def _differs_from_reference(loaded: ctypes.CDLL) -> str | None:
+    """None when the library's totals on a small known sample equal those of the pure-PyTorch path (in float64 and
+    float32, every total the metrics can ask for) and it flags a matrix whose row sums to 2; else what differs. A
+    library that loads can still be wrong (a miscompiled vector path, a source edited by hand), and its numbers
+    would reach every report unnoticed."""
+    import inspect
+
+    from . import metrics  # the PyTorch path is the reference; imported here, as metrics imports this module
+    from .attention_input import prepare
+
+    # Every measurement switched on, by the names the two paths share (a measurement added later defaults to on).
+    everything = {
+        "want_locality": True,
+        "symmetry_methods": tuple(metrics.SYMMETRY_METHODS),
+        "tolerance": metrics.DEFAULT_SYMMETRY_TOLERANCE,
+        "max_distance": 3,
+    }
+    names = list(inspect.signature(metrics._torch_totals).parameters)[1:]
+    options = {name: everything.get(name, True) for name in names}
+    sample, lengths = _reference_sample()
+    mask = (torch.arange(sample.shape[-1]) < lengths[:, None]).long()
+    for dtype in (torch.float64, torch.float32):
+        prepared = prepare(sample.to(dtype), mask, None)
+        found = metrics._kernel_totals(loaded, prepared, **options)
+        if found is None:
+            return f"it calls a valid {dtype} sample invalid"
+        expected = metrics._torch_totals(prepared, **options)
+        for key, value in expected.items():
+            if key not in found or found[key].shape != value.shape:
+                return f"it gives no {key} totals of the expected shape"
+            if not torch.allclose(found[key], value, rtol=1e-9, atol=1e-9):
+                difference = (found[key] - value).abs().max().item()
+                return f"its {key} totals on a known {dtype} sample differ from PyTorch's by {difference:.3g}"
+        broken = prepared._replace(matrices=prepared.matrices.clone())
+        broken.matrices[1, 0] *= 2  # the first row of the second matrix sums to 2
+        if metrics._kernel_totals(loaded, broken, **options) is not None:
+            return f"it does not flag a {dtype} matrix whose row sums to 2"
+    return None
+
+
+def _build(compiler: str, folder: Path, key: str) -> tuple[Path, str]:
     """Compile the source into a library named after its digest, then write the record. Both are renamed into
     place when complete, the library first, so a concurrent process sees either no record or a record whose
     library is whole (two builders that race write the same names, or records naming whole libraries)."""
@@ -169,15 +260,15 @@ def _build(compiler: str, folder: Path, key: str) -> Path:
         )
         if result.returncode != 0:
             raise KernelUnavailable(f"{compiler} failed on {SOURCE.name}:\n{result.stderr.strip()}")
-        digest = _sha256(temporary)
+        os.chmod(temporary, 0o700)  # the linker may have created it anew, with the umask's mode
+        digest = hashlib.sha256(read_private_bytes(temporary)).hexdigest()
         library = folder / f"attention_stats-{key}-{digest[:16]}.so"
-        os.chmod(temporary, 0o700)
         os.replace(temporary, library)
     finally:
         temporary.unlink(missing_ok=True)
     with atomic_path(_record_path(folder, key), mode=0o600) as record:
         record.write_text(f"{digest}  {library.name}\n", encoding="ascii")
-    return library
+    return library, digest
 
 
 def _bind(library: Path) -> ctypes.CDLL:
@@ -201,26 +292,27 @@ def _bind(library: Path) -> ctypes.CDLL:
 
 
 def _load_checked(cache_folder: Path) -> ctypes.CDLL:
-    """Load the recorded library after checking it, or build it; rebuild once when a checked library fails to
-    load. Raises KernelUnavailable."""
+    """Load the recorded library after checking it (see `_load_verified`), or build it; rebuild once when a checked
+    library fails to load or computes wrong results. Raises KernelUnavailable."""
     folder = kernel_folder(cache_folder)
     compiler = _compiler()
     key = _build_key(compiler)
-    library, problem = _recorded_library(folder, key)
+    library, digest, problem = _recorded_library(folder, key)
     if library is not None:
         try:
-            return _bind(library)
-        except (OSError, AttributeError) as error:  # not a shared library, or not this one (no symbol)
-            problem = f"{library.name} does not load ({error})"
-            library.unlink(missing_ok=True)
+            return _load_verified(library, digest)
+        except _Refused as refused:
+            problem = str(refused)
+            if refused.remove:
+                library.unlink(missing_ok=True)
     try:
-        library = _build(compiler, folder, key)
+        library, digest = _build(compiler, folder, key)
     except OSError as error:
         raise KernelUnavailable(f"could not build the kernel in {folder}: {error}") from None
     try:
-        loaded = _bind(library)
-    except (OSError, AttributeError) as error:
-        raise KernelUnavailable(f"the freshly built {library} does not load ({error})") from None
+        loaded = _load_verified(library, digest)
+    except _Refused as refused:
+        raise KernelUnavailable(f"the freshly built kernel in {folder} is refused: {refused}") from None
     if problem is not None:
         logger.warning("hf_posenc rebuilt its metrics kernel in %s: %s", folder, problem)
     return loaded
@@ -286,15 +378,16 @@ def attention_totals(
 ) -> tuple[Tensor, int | None]:
     """Run the kernel on CPU ``[N, T, T]`` float32/float64 matrices (other dtypes are widened to float32).
 
-    Returns the float64 totals ``[N, RESULT_FIXED + 2 * max_distance + 1]`` and the index of the first
-    invalid matrix (None when all are valid)."""
+    Returns the float64 totals ``[N, RESULT_FIXED + 2 * max_distance + 1 (+ 2 * M + 1 with WANT_LOG_BINS, M =
+    (T - 1).bit_length())]`` and the index of the first invalid matrix (None when all are valid)."""
     if matrices.dtype not in (torch.float32, torch.float64):
         matrices = matrices.to(torch.float32)
     matrices = matrices.contiguous()
     count, size, _ = matrices.shape
     if lengths is not None:
         lengths = lengths.to(device="cpu", dtype=torch.int64).contiguous()
-    results = torch.empty(count, RESULT_FIXED + 2 * max_distance + 1, dtype=torch.float64)
+    log_bins = 2 * (size - 1).bit_length() + 1 if flags & WANT_LOG_BINS else 0
+    results = torch.empty(count, RESULT_FIXED + 2 * max_distance + 1 + log_bins, dtype=torch.float64)
     threads = max(1, min(torch.get_num_threads(), matrices.numel() // _ELEMENTS_PER_THREAD))
     status = kernel.posenc_attention_stats(
         matrices.data_ptr(),

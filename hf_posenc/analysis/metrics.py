@@ -43,6 +43,15 @@ masks padding puts (numerically) zero mass on padded keys, so the real block alr
 if real rows put more than the row-sum tolerance on padded keys, the mask is not the one the model used and
 a ``ValueError`` says so.
 
+Distance profiles (``summarize``). Near the query, the mean attention ``A[i, i + d]`` at each signed distance
+``d = -k..k`` over the queries where that key exists. Over the whole range, log bins of the signed distance
+``d = j - i``: bin 0 is ``d = 0``, bin ``b >= 1`` on each side holds ``|d|`` in ``[2^(b-1), 2^b - 1]`` (1, 2-3, 4-7,
+..., the last cut at ``T - 1``); a matrix's value in a bin is its attention there divided by the number of (real
+query, real key) pairs in it, i.e. the mean attention per key, so bins of different widths compare (uniform
+attention is ``1 / T`` in every bin) and attention that rises again far from the query, the U-shape reported for
+RoPE, shows at the ends. Attention sinks (``hf_posenc.analysis.sinks``) and the rotary frequency bands
+(``hf_posenc.analysis.rotary_bands``, from queries and keys inside the model) are defined in their modules.
+
 Two implementations give the same numbers (to ~1e-15) and the same errors, accumulated in float64, without
 gradients (the inputs are detached), with no Python loop over rows, heads or batch:
 
@@ -64,9 +73,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ..results import json_safe
 from . import kernel as fused_kernel
+from . import sinks
 from .attention_input import Prepared, as_attention_tensor, iter_chunks, prepare, validate_values
+from .distance_bins import bins_per_side, chunk_log_bin_totals, log_bin_pairs
+from .summary import SUMMARY_METRICS, AttentionAccumulator, attention_results
 
 __all__ = [
     "DEFAULT_MAX_DISTANCE",
@@ -74,15 +85,15 @@ __all__ = [
     "SUMMARY_METRICS",
     "SYMMETRY_METHODS",
     "attention_results",
+    "bins_per_side",
     "locality",
+    "measure_attentions",
     "summarize",
     "symmetry",
     "validate_attention",
 ]
 
 SYMMETRY_METHODS = ("reference", "scale_aware")
-# The metrics `summarize` reports (overall, per layer, per head), as its keys name them.
-SUMMARY_METRICS = ("locality", "symmetry", "symmetry_scale_aware")
 # Relative tolerance of the scale-aware symmetry: float32 softmax noise is ~1e-6 relative, real asymmetry
 # below 1e-4 of a pair's mass is irrelevant, and the score can move by at most this much because of it.
 DEFAULT_SYMMETRY_TOLERANCE = 1e-4
@@ -293,9 +304,10 @@ def _torch_totals(
     symmetry_methods: Sequence[str],
     tolerance: float,
     max_distance: int | None,
+    log_bins: bool,
 ) -> dict[str, Tensor]:
     """The raw per-matrix totals, computed chunk by chunk with PyTorch operations (any device)."""
-    if not (want_locality or symmetry_methods or max_distance is not None):
+    if not (want_locality or symmetry_methods or max_distance is not None or log_bins):
         return {}  # validation only
     seq_len = prepared.matrices.shape[-1]
     workspace = _Workspace(prepared.matrices.device)
@@ -307,6 +319,8 @@ def _torch_totals(
             found["locality"] = _chunk_locality_total(flat, seq_len)
         if max_distance is not None:
             found["diagonals"] = _chunk_diagonal_totals(flat, seq_len, max_distance)
+        if log_bins:
+            found["log_bins"] = chunk_log_bin_totals(flat, seq_len)
         if symmetry_methods:
             found.update(_chunk_symmetry_totals(flat, seq_len, chunk_lengths, symmetry_methods, tolerance, workspace))
         for key, value in found.items():
@@ -321,6 +335,7 @@ def _kernel_totals(
     symmetry_methods: Sequence[str],
     tolerance: float,
     max_distance: int | None,
+    log_bins: bool,
 ) -> dict[str, Tensor] | None:
     """The same totals from the fused C kernel (CPU), which also validates every real row. None when it found
     an invalid matrix: the caller then runs the PyTorch validation, which raises the error that names the
@@ -330,6 +345,7 @@ def _kernel_totals(
         | (fused_kernel.WANT_REFERENCE if "reference" in symmetry_methods else 0)
         | (fused_kernel.WANT_SCALE_AWARE if "scale_aware" in symmetry_methods else 0)
         | (fused_kernel.WANT_DISTANCES if max_distance is not None else 0)
+        | (fused_kernel.WANT_LOG_BINS if log_bins else 0)
     )
     table, invalid = fused_kernel.attention_totals(
         kernel,
@@ -345,8 +361,11 @@ def _kernel_totals(
         return None
     columns = {"locality": 0, "reference": 1, "asymmetric": 2, "mass": 3}
     totals = {key: table[:, column] for key, column in columns.items()}
+    diagonals_stop = fused_kernel.RESULT_FIXED + 2 * (max_distance or 0) + 1
     if max_distance is not None:
-        totals["diagonals"] = table[:, fused_kernel.RESULT_FIXED :]
+        totals["diagonals"] = table[:, fused_kernel.RESULT_FIXED : diagonals_stop]
+    if log_bins:
+        totals["log_bins"] = table[:, diagonals_stop:]
     return totals
 
 
@@ -357,17 +376,20 @@ def _measure(
     symmetry_methods: Sequence[str] = (),
     tolerance: float = DEFAULT_SYMMETRY_TOLERANCE,
     max_distance: int | None = None,
+    log_bins: bool = False,
 ) -> dict[str, Tensor]:
-    """Validate, then per-matrix float64 results [N] (and [N, 2k+1] for "distance_profile").
+    """Validate, then per-matrix float64 results [N] (and [N, 2k+1] for "distance_profile", [N, 2M+1] for
+    "log_bins").
 
-    Keys: "locality", "symmetry_reference", "symmetry_scale_aware" (those asked for), "distance_profile".
+    Keys: "locality", "symmetry_reference", "symmetry_scale_aware" (those asked for), "distance_profile",
+    "log_bins".
     CPU tensors take the fused kernel when it is available (see hf_posenc.analysis.kernel), everything else
     the PyTorch path; both give the same totals.
     """
     matrices, lengths = prepared.matrices, prepared.lengths
     seq_len = matrices.shape[-1]
     device = matrices.device
-    options = (want_locality, symmetry_methods, tolerance, max_distance)
+    options = (want_locality, symmetry_methods, tolerance, max_distance, log_bins)
     kernel = fused_kernel.load() if device.type == "cpu" else None
     totals = _kernel_totals(kernel, prepared, *options) if kernel is not None else None
     if totals is None:
@@ -398,6 +420,11 @@ def _measure(
         results["distance_profile"] = torch.where(
             rows_at_offset > 0, totals["diagonals"] / rows_at_offset.clamp_min(1), math.nan
         )
+    if log_bins:
+        count = matrices.shape[0]
+        real_tokens = torch.as_tensor(real_tokens, dtype=torch.float64, device=device).expand(count)
+        pairs = log_bin_pairs(real_tokens, seq_len)
+        results["log_bins"] = torch.where(pairs > 0, totals["log_bins"] / pairs.clamp_min(1), math.nan)
     return results
 
 
@@ -481,56 +508,7 @@ def symmetry(
     return values.reshape(prepared.leading_shape)
 
 
-def _nanmean(values: Tensor, dim: int | tuple[int, ...] | None = None) -> Tensor:
-    # torch.nanmean returns NaN (with no warning) where everything is NaN, which is what we want.
-    return torch.nanmean(values, dim=dim) if dim is not None else torch.nanmean(values)
-
-
-def _plain(values: Tensor) -> Any:
-    """Tensor -> nested lists of Python floats, NaN -> None (strict JSON has no NaN)."""
-    return json_safe(values.detach().cpu().tolist())
-
-
-def summarize(
-    attentions: Any,
-    attention_mask: Any = None,
-    *,
-    max_distance: int = DEFAULT_MAX_DISTANCE,
-    tolerance: float = DEFAULT_SYMMETRY_TOLERANCE,
-) -> dict[str, Any]:
-    """Locality and both symmetries of a model's attentions, as plain JSON-serialisable Python values.
-
-    Args:
-        attentions: what a Hugging Face model returns with ``output_attentions=True``: a tuple (or list) of
-            per-layer tensors ``[batch, heads, T, T]``; or one stacked tensor ``[layers, batch, heads, T, T]``.
-        attention_mask: optional ``[batch, T]`` padding mask (1 real, 0 padding); each sequence is measured
-            on its real tokens only.
-        max_distance: the signed distances reported in the distance profile, ``-max_distance..max_distance``
-            (clamped to ``T - 1``).
-        tolerance: the ``scale_aware`` symmetry tolerance (see :func:`symmetry`).
-
-    Returns:
-        A dict. Each metric is first computed per matrix (one per layer, sequence and head), then averaged
-        over the batch for ``per_head``, over batch and heads for ``per_layer`` and over everything for the
-        top-level value (every layer weighs the same). Undefined values (symmetry when every sequence has at
-        most 2 real tokens, a distance no sequence reaches) are skipped by the averages and reported as
-        ``None``. Keys:
-
-        - ``"locality"``, ``"symmetry"`` (reference method), ``"symmetry_scale_aware"``: overall means, float.
-        - ``"per_layer"``: ``{"locality": [L floats], "symmetry": [...], "symmetry_scale_aware": [...]}``.
-        - ``"per_head"``: the same three keys, each ``[L][H]`` nested lists.
-        - ``"distance"``: ``{"offsets": [-k, ..., k]`` (ints, ``j - i``: negative = keys left of the query),
-          ``"mean": [2k+1 floats]`` (the mean attention a query gives the key at that offset, averaged over
-          queries where that key exists, then over sequences, heads and layers),
-          ``"per_layer": [L][2k+1]}``.
-        - ``"num_layers"``, ``"num_heads"``, ``"batch_size"``, ``"seq_len"``: ints.
-        - ``"tolerance"``: the scale-aware tolerance used, float.
-
-    Raises:
-        ValueError: an empty or ``None`` attentions (a model run without ``output_attentions=True`` or with an
-            attention implementation that returns no weights), layers of different shapes, a bad
-            ``max_distance`` or any invalid input that :func:`validate_attention` reports (naming the layer).
-    """
+def _layers_of(attentions: Any) -> list[Any]:
     if isinstance(attentions, Tensor) or hasattr(attentions, "__array__"):
         attentions = torch.as_tensor(attentions)
         if attentions.dim() != 5:
@@ -538,21 +516,44 @@ def summarize(
                 f"a stacked attentions tensor must be 5-D [layers, batch, heads, T, T]; got shape "
                 f"{tuple(attentions.shape)} (pass a tuple of [batch, heads, T, T] tensors instead)"
             )
-        layers = list(attentions.unbind(0))
-    elif isinstance(attentions, (tuple, list)):
-        layers = list(attentions)
-    else:
-        raise ValueError(
-            f"attentions must be a tuple of [batch, heads, T, T] tensors (model(..., output_attentions=True)"
-            f".attentions) or a 5-D tensor; got {type(attentions).__name__}"
-        )
-    if not layers:
-        raise ValueError("attentions is empty; run the model with output_attentions=True")
+        return list(attentions.unbind(0))
+    if isinstance(attentions, (tuple, list)):
+        if not attentions:
+            raise ValueError("attentions is empty; run the model with output_attentions=True")
+        return list(attentions)
+    raise ValueError(
+        f"attentions must be a tuple of [batch, heads, T, T] tensors (model(..., output_attentions=True)"
+        f".attentions) or a 5-D tensor; got {type(attentions).__name__}"
+    )
+
+
+def measure_attentions(
+    attentions: Any,
+    attention_mask: Any = None,
+    *,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    tolerance: float = DEFAULT_SYMMETRY_TOLERANCE,
+    log_bins: bool = True,
+    input_ids: Any = None,
+    special_token_ids: Mapping[str, Any] | None = None,
+) -> dict[str, Tensor]:
+    """Every per-matrix measurement of one batch of a model's attentions, before any averaging: what `summarize`
+    averages, and what `hf_posenc.analysis.summary.AttentionAccumulator` adds up batch after batch.
+
+    Takes the arguments of `summarize`, plus `log_bins=False` to skip the log-binned profile. Returns float64
+    tensors on the CPU: ``[layers, batch, heads]`` for "locality", "symmetry", "symmetry_scale_aware" and each
+    "sink_<name>"; ``[layers, batch, heads, 2k+1]`` for "distance_profile" and ``[..., 2M+1]`` for "log_bins" and
+    "log_bins_relative" (the same times the sequence's number of real tokens).
+    NaN marks an undefined value. Raises ValueError as `summarize` does.
+    """
+    layers = _layers_of(attentions)
     if not isinstance(max_distance, int) or isinstance(max_distance, bool) or max_distance < 0:
         raise ValueError(f"max_distance must be an int >= 0; got {max_distance!r}")
     tolerance = _check_tolerance(tolerance)
     expected_shape = None
-    per_layer_values: list[dict[str, Tensor]] = []
+    sink_tokens: dict[str, sinks.SinkColumns] = {}
+    real = None
+    per_layer: list[dict[str, Tensor]] = []
     for layer_index, layer in enumerate(layers):
         if layer is None:
             raise ValueError(
@@ -578,49 +579,106 @@ def summarize(
                 symmetry_methods=SYMMETRY_METHODS,
                 tolerance=tolerance,
                 max_distance=min(max_distance, layer.shape[-1] - 1),
+                log_bins=log_bins,
             )
         except ValueError as error:
             raise ValueError(f"attentions[{layer_index}]: {error}") from None
         batch, heads = layer.shape[0], layer.shape[1]
-        per_layer_values.append({key: value.reshape(batch, heads, *value.shape[1:]) for key, value in measured.items()})
-    stacked = {key: torch.stack([values[key] for values in per_layer_values]) for key in per_layer_values[0]}
-    names = dict(zip(("locality", "symmetry_reference", "symmetry_scale_aware"), SUMMARY_METRICS))
-    summary: dict[str, Any] = {}
-    per_layer: dict[str, Any] = {}
-    per_head: dict[str, Any] = {}
-    for key, name in names.items():
-        values = stacked[key]  # [L, B, H]
-        head_means = _nanmean(values, dim=1)  # [L, H]
-        layer_means = _nanmean(head_means, dim=1)  # [L]
-        summary[name] = _plain(_nanmean(layer_means))
-        per_layer[name] = _plain(layer_means)
-        per_head[name] = _plain(head_means)
-    summary["per_layer"] = per_layer
-    summary["per_head"] = per_head
-    profile = stacked["distance_profile"]  # [L, B, H, 2k+1]
-    layer_profile = _nanmean(profile, dim=(1, 2))  # [L, 2k+1]
-    distance = (profile.shape[-1] - 1) // 2
-    summary["distance"] = {
-        "offsets": list(range(-distance, distance + 1)),
-        "mean": _plain(_nanmean(layer_profile, dim=0)),
-        "per_layer": _plain(layer_profile),
-    }
-    summary["num_layers"] = len(layers)
-    summary["num_heads"] = int(expected_shape[1])
-    summary["batch_size"] = int(expected_shape[0])
-    summary["seq_len"] = int(expected_shape[-1])
-    summary["tolerance"] = tolerance
-    return summary
+        if real is None:  # the mask is valid now: prepare checked it
+            shape = (batch, layer.shape[-1])
+            real = torch.ones(shape, dtype=torch.bool) if attention_mask is None else torch.as_tensor(attention_mask)
+            real = real.to(layer.device) != 0
+            sink_tokens = {
+                name: sinks.sink_columns(mask)
+                for name, mask in sinks.sink_masks(input_ids, special_token_ids, real).items()
+            }
+        names = {
+            "locality": "locality",
+            "symmetry_reference": "symmetry",
+            "symmetry_scale_aware": "symmetry_scale_aware",
+        }
+        values = {name: measured[key] for key, name in names.items()}
+        values.update({f"sink_{name}": sinks.sink_values(layer, real, sink) for name, sink in sink_tokens.items()})
+        values.update({key: measured[key] for key in ("distance_profile", "log_bins") if key in measured})
+        if log_bins:  # times the sequence's length: uniform attention is 1 in every bin, whatever the length
+            values["log_bins_relative"] = measured["log_bins"] * real.sum(-1).repeat_interleave(heads)[:, None]
+        per_layer.append(
+            {
+                key: value if key.startswith("sink_") else value.reshape(batch, heads, *value.shape[1:])
+                for key, value in values.items()
+            }
+        )
+    stacked = {key: torch.stack([values[key] for values in per_layer]) for key in per_layer[0]}
+    for name, sink in sink_tokens.items():  # [layers, batch, heads, W] -> [layers, batch, heads], in one go
+        stacked[f"sink_{name}"] = sinks.sink_share(stacked[f"sink_{name}"], real, sink)
+    return {key: value.cpu() for key, value in stacked.items()}
 
 
-def attention_results(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat fields a run's results keep from one `summarize` output: "locality", "symmetry",
-    "symmetry_scale_aware" and "per_layer" rows ``{"layer": i, "locality": ...}``; undefined values left out."""
-    per_layer = summary.get("per_layer") or {}
-    num_layers = max((len(values) for values in per_layer.values()), default=0)
-    rows = [
-        {"layer": layer, **{key: per_layer[key][layer] for key in SUMMARY_METRICS if key in per_layer}}
-        for layer in range(num_layers)
-    ]
-    found = {key: summary[key] for key in SUMMARY_METRICS if summary.get(key) is not None}
-    return {**found, "per_layer": rows} if rows else found
+def summarize(
+    attentions: Any,
+    attention_mask: Any = None,
+    *,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    tolerance: float = DEFAULT_SYMMETRY_TOLERANCE,
+    input_ids: Any = None,
+    special_token_ids: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Locality, both symmetries, the distance profiles and (given the tokens) the attention sinks of a model's
+    attentions, as plain JSON-serialisable Python values.
+
+    Args:
+        attentions: what a Hugging Face model returns with ``output_attentions=True``: a tuple (or list) of
+            per-layer tensors ``[batch, heads, T, T]``; or one stacked tensor ``[layers, batch, heads, T, T]``.
+        attention_mask: optional ``[batch, T]`` padding mask (1 real, 0 padding); each sequence is measured
+            on its real tokens only.
+        max_distance: the signed distances reported in the distance profile, ``-max_distance..max_distance``
+            (clamped to ``T - 1``).
+        tolerance: the ``scale_aware`` symmetry tolerance (see :func:`symmetry`).
+        input_ids: ``[batch, T]`` token ids, needed with `special_token_ids`.
+        special_token_ids: ``{"cls": id, "sep": id}`` (an id, a list of ids, or None): each name whose id is not
+            None is reported as the attention sink ``"sink_<name>"``. A tokenizer gives them as
+            ``{"cls": tokenizer.cls_token_id, "sep": tokenizer.sep_token_id}``.
+
+    Returns:
+        A dict. Each metric is first computed per matrix (one per layer, sequence and head), then averaged
+        over the batch for ``per_head``, over batch and heads for ``per_layer`` and over everything for the
+        top-level value (every layer weighs the same). Undefined values (symmetry when every sequence has at
+        most 2 real tokens, a distance no sequence reaches, a sink token no sequence holds) are skipped by the
+        averages and reported as ``None``. Keys:
+
+        - ``"locality"``, ``"symmetry"`` (reference method), ``"symmetry_scale_aware"``: overall means, float;
+          ``"sink_cls"``, ``"sink_sep"`` (one per name in `special_token_ids` with an id): the share of attention
+          that real queries give that token (module docstring).
+        - ``"metrics"``: the names of those scalar metrics, in this order.
+        - ``"per_layer"``: ``{"locality": [L floats], "symmetry": [...], ...}``, one entry per metric.
+        - ``"per_head"``: the same keys, each ``[L][H]`` nested lists.
+        - ``"distance"``: ``{"offsets": [-k, ..., k]`` (ints, ``j - i``: negative = keys left of the query),
+          ``"mean": [2k+1 floats]`` (the mean attention a query gives the key at that offset, averaged over
+          queries where that key exists, then over sequences, heads and layers),
+          ``"per_layer": [L][2k+1]}``.
+        - ``"distance_bins"``: the full-range profile in log bins, ``{"ranges": [[low, high], ...]`` (signed
+          ``j - i``: ``..., [-7, -4], [-3, -2], [-1, -1], [0, 0], [1, 1], [2, 3], [4, 7], ...`` up to ``T - 1``),
+          ``"mean"``, ``"per_layer"``: the mean attention per (query, key) pair in each bin, ``"relative_mean"``,
+          ``"relative_per_layer"}``: the same relative to uniform attention (times each sequence's length ``n``
+          before averaging, so 1 = uniform), which sequences of different lengths share without bias.
+        - ``"num_layers"``, ``"num_heads"``, ``"batch_size"``, ``"seq_len"``: ints.
+        - ``"tolerance"``: the scale-aware tolerance used, float.
+
+    Raises:
+        ValueError: an empty or ``None`` attentions (a model run without ``output_attentions=True`` or with an
+            attention implementation that returns no weights), layers of different shapes, a bad
+            ``max_distance``, special ids without ``input_ids`` or any invalid input that
+            :func:`validate_attention` reports (naming the layer).
+    """
+    layers = _layers_of(attentions)
+    measured = measure_attentions(
+        layers,
+        attention_mask,
+        max_distance=max_distance,
+        tolerance=tolerance,
+        input_ids=input_ids,
+        special_token_ids=special_token_ids,
+    )
+    accumulator = AttentionAccumulator()
+    accumulator.add(measured, as_attention_tensor(layers[0]).shape[-1], {"tolerance": _check_tolerance(tolerance)})
+    return accumulator.summary()

@@ -1,18 +1,22 @@
-"""Attention read out of a model: on text (`summarize_model`, any Hugging Face encoder) or from position alone
-(`position_attention`, hf_posenc models only). The metrics in `hf_posenc.analysis.metrics` take plain tensors;
-this module is the one that knows how models hand out their attention."""
+"""Attention read out of a model: on text (`summarize_model`, `measure_model`, any Hugging Face encoder) or from
+position alone (`position_attention`, hf_posenc models only). The metrics in `hf_posenc.analysis.metrics` take
+plain tensors; this module is the one that knows how models hand out their attention, and, for rotary encodings,
+their rotated queries and keys (`hf_posenc.analysis.rotary_bands`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .metrics import summarize
+from . import rotary_bands
+from .metrics import DEFAULT_SYMMETRY_TOLERANCE, measure_attentions
+from .summary import AttentionAccumulator
 
-__all__ = ["model_attentions", "position_attention", "summarize_model"]
+__all__ = ["ModelMeasurement", "measure_model", "model_attentions", "position_attention", "summarize_model"]
 
 
 def _model_device(model) -> torch.device:
@@ -22,12 +26,18 @@ def _model_device(model) -> torch.device:
         raise ValueError(f"{type(model).__name__} has no parameters; pass a Hugging Face model.") from None
 
 
-@torch.no_grad()
 def model_attentions(model, batch: Mapping[str, Tensor]) -> tuple[tuple[Tensor, ...], Tensor | None]:
     """The per-layer attentions ``[batch, heads, T, T]`` that `model` gives on `batch` (its tokenized inputs), and
     the batch's ``attention_mask`` (None when it has none: every token is real), run in eval mode without gradients.
     Stock transformers models, whose SDPA path returns no weights, are switched to eager attention for the call;
     train mode and the attention implementation are restored afterwards."""
+    attentions, attention_mask, _ = _run(model, batch, record_rotary=False)
+    return attentions, attention_mask
+
+
+@torch.no_grad()
+def _run(model, batch: Mapping[str, Tensor], record_rotary: bool):
+    """model_attentions, plus the rotary band records (None when not measured) as a third value."""
     if not isinstance(batch, Mapping) or "input_ids" not in batch and "inputs_embeds" not in batch:
         raise ValueError(
             "batch must be a dict of model inputs with input_ids (e.g. dict(tokenizer(texts, padding=True, "
@@ -46,19 +56,66 @@ def model_attentions(model, batch: Mapping[str, Tensor]) -> tuple[tuple[Tensor, 
         if implementation not in (None, "eager"):
             model.set_attn_implementation("eager")
         inputs = {key: value.to(device) if isinstance(value, Tensor) else value for key, value in batch.items()}
-        outputs = model(**inputs, output_attentions=True)
-        return outputs.attentions, inputs.get("attention_mask")
+        if not record_rotary:
+            return model(**inputs, output_attentions=True).attentions, inputs.get("attention_mask"), None
+        with rotary_bands.recording(model, inputs.get("attention_mask")) as recorded:
+            outputs = model(**inputs, output_attentions=True)
+        return outputs.attentions, inputs.get("attention_mask"), recorded
     finally:
         if implementation not in (None, "eager"):
             model.set_attn_implementation(implementation)
         model.train(was_training)
 
 
-def summarize_model(model, batch: Mapping[str, Tensor]) -> dict[str, Any]:
+@dataclass
+class ModelMeasurement:
+    """One batch measured by `measure_model`: the per-matrix values (`measure_attentions`' dict, plus a
+    ``"rotary_<band>"`` share [layers, batch, heads] per frequency band for rotary encodings), what the summary
+    records beside them, and the attentions and mask they came from."""
+
+    measured: dict[str, Tensor]
+    seq_len: int
+    details: dict[str, Any] = field(default_factory=dict)
+    attentions: tuple[Tensor, ...] = ()
+    attention_mask: Tensor | None = None
+
+
+def measure_model(
+    model, batch: Mapping[str, Tensor], special_token_ids: Mapping[str, Any] | None = None
+) -> ModelMeasurement:
+    """Run `model` on `batch` (see `model_attentions`) and measure its attentions: every metric of `summarize`, the
+    attention sinks named in `special_token_ids` (``{"cls": tokenizer.cls_token_id, ...}``, read in the batch's
+    ``input_ids``), and for an hf_posenc rotary encoding the share of the logits each frequency band carries."""
+    attentions, attention_mask, recorded = _run(model, batch, record_rotary=True)
+    measured = measure_attentions(
+        attentions, attention_mask, input_ids=batch.get("input_ids"), special_token_ids=special_token_ids
+    )
+    details: dict[str, Any] = {"tolerance": DEFAULT_SYMMETRY_TOLERANCE}
+    if recorded is not None:
+        bands, records = recorded
+        if len(records) != len(attentions):
+            raise RuntimeError(
+                f"the rotary encoding was called {len(records)} times for {len(attentions)} layers; the frequency "
+                "bands assume one rotation per layer"
+            )
+        masses = torch.stack(records).cpu()  # [layers, batch, heads, bands]
+        shares = masses / masses.sum(dim=-1, keepdim=True)  # 0 / 0 = NaN where every logit is 0: undefined
+        for index, name in enumerate(bands.names):
+            measured[f"rotary_{name}"] = shares[..., index]
+        details["rotary_bands"] = bands.description
+    return ModelMeasurement(measured, attentions[0].shape[-1], details, tuple(attentions), attention_mask)
+
+
+def summarize_model(
+    model, batch: Mapping[str, Tensor], special_token_ids: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """`summarize` of the attentions `model` (any Hugging Face encoder) gives on `batch` (its inputs, normally
-    with an ``attention_mask``); see `model_attentions` for how the model is run."""
-    attentions, attention_mask = model_attentions(model, batch)
-    return summarize(attentions, attention_mask)
+    with an ``attention_mask``), with the attention sinks of `special_token_ids` and, for an hf_posenc rotary
+    encoding, its frequency bands; see `measure_model`."""
+    result = measure_model(model, batch, special_token_ids)
+    accumulator = AttentionAccumulator()
+    accumulator.add(result.measured, result.seq_len, result.details)
+    return accumulator.summary()
 
 
 def position_attention(model, seq_len: int) -> Tensor:

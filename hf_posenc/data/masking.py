@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from transformers import DataCollatorForLanguageModeling, TrainerCallback
@@ -67,6 +68,10 @@ class EpochMaskingCollator(DataCollatorForLanguageModeling):
 
     Two identical sequences get the same mask in the same epoch; with packed blocks of real text that is rare and
     harmless.
+
+    Batches for the model's fast path: an attention mask with no padding is left out (the model treats a missing
+    mask as all ones; finding that out itself would cost it a host-device synchronisation per step on a GPU), and a
+    ``document_ids`` column (document-aware packing) is passed on as a [B, T] tensor, padding marked -1.
     """
 
     def __init__(self, *args, mask_seed: int = 0, **kwargs):
@@ -83,6 +88,24 @@ class EpochMaskingCollator(DataCollatorForLanguageModeling):
             for token in (self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id)
             if token is not None
         ]
+
+    def torch_call(self, examples):
+        document_ids = None
+        if examples and isinstance(examples[0], Mapping) and "document_ids" in examples[0]:
+            examples = [dict(example) for example in examples]
+            document_ids = [example.pop("document_ids") for example in examples]
+        batch = super().torch_call(examples)
+        if document_ids is not None:
+            import torch
+
+            width = batch["input_ids"].shape[1]
+            batch["document_ids"] = torch.full((len(document_ids), width), -1, dtype=torch.long)
+            for row, owners in enumerate(document_ids):
+                batch["document_ids"][row, : len(owners)] = torch.as_tensor(owners, dtype=torch.long)
+        attention_mask = batch.get("attention_mask")
+        if attention_mask is not None and bool(attention_mask.all()):
+            del batch["attention_mask"]
+        return batch
 
     def set_epoch(self, epoch: int | None) -> None:
         """Mask with the masks of training epoch ``epoch`` (0, 1, ...), or with the evaluation masks (None)."""

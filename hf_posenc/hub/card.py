@@ -30,7 +30,7 @@ from ..analysis.metrics import SUMMARY_METRICS
 from ..readings import NOT_ABOVE_CHANCE
 from ..tasks.probes import STILL_ENTAILMENT
 from ..tasks.scoring import AT_CHANCE_CELL
-from .card_results import PROBE_ORDER, normalize_results
+from .card_results import PROBE_ORDER, card_context, index_results, normalize_results
 from .downstream import task_dataset, task_type
 from .repo_id import check_repo_id
 
@@ -56,7 +56,8 @@ ROUTE_DESCRIPTIONS = {
     "none": "no positional information at all",
     "embed": "a position vector added to each token embedding",
     "rotate": "queries and keys rotated by a position-dependent angle",
-    "bias": "an additive attention bias that depends only on the positions of query and key",
+    "bias": "an additive attention bias computed from the positions of query and key (and, for a gated bias, from "
+    "the tokens between them)",
     "score": "extra attention scores between token content and relative-position embeddings",
 }
 
@@ -108,12 +109,12 @@ def render_card(
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="fill-mask",
-        license=license,
+        license=license or results.get("license"),
         language=language,
         tags=[*CARD_TAGS[:2], f"posenc_{variant}", *CARD_TAGS[2:], *(tags or [])],
         datasets=_hub_datasets(results) or None,
         model_name=model_name,
-        eval_results=_eval_results(results) or None,
+        eval_results=_eval_results(index_results(results)) or None,
     )
     dataset_label = results.get("dataset_name") or results.get("dataset")
     context = {
@@ -159,6 +160,7 @@ def render_card(
         else None,
         "finetune_rows": _finetune_rows(results.get("finetune", {})),
         "bibtex": PAPER_BIBTEX,
+        **card_context(results),
     }
     return ModelCard(_render_template(template_path, context))
 

@@ -4,6 +4,9 @@ take, and `normalize_results`, which checks a dict against it.
 Every field is optional and the card shows only what is present. Pretraining and probing fill it through their own
 typed results (`hf_posenc.results.PretrainResult.card_results()`, `ProbeResult.card_results()`), fine-tuning through
 `hf_posenc.hub.downstream.finetune_card_results(FinetuneResult)`; a user may also pass a hand-written dict. The field types are the schema: `normalize_results` converts each value by its field's type.
+
+`index_results` is what the card's model-index metadata may list (no score that is not above chance), and
+`card_context` the template variables of the parts this schema adds (the probe's samples and seed).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.metrics import SUMMARY_METRICS, attention_results  # noqa: F401  (re-exported by hub)
+from ..readings import NOT_ABOVE_CHANCE
 from ..results import perplexity
 from ..tasks.base import TaskKind
 from ..tasks.probes import PROBE_NAMES, STILL_ENTAILMENT
@@ -62,6 +66,16 @@ class CardResults:
     # verdict of the "original" accuracy against it; "not above chance" hides the probe deltas on the card
     probe_chance: float | None = None
     probe_verdict: str | None = None
+    # the probe's samples and the seed of its fine-tuning (hf_posenc.results.ProbeResult), shown beside its table
+    probe_train_pairs: int | None = None
+    probe_test_pairs: int | None = None
+    probe_seed: int | None = None
+    probe_learning_rate: float | None = None
+    # where the probe's SNLI pairs came from: {"train": ..., "test": ...} (the PyPI copy, or the user's files)
+    probe_data: dict[str, str] = field(default_factory=dict)
+    # the model's licence for the card's metadata (an SPDX-style id such as "apache-2.0"; render_card's `license`
+    # argument wins); the licences of the data it was trained and probed on stay the data's own
+    license: str | None = None
     # ---- downstream tasks (hf-posenc finetune): task name -> {"split", "metrics": {name: mean}, optional
     # "main_metric", "std": {name: std}, "seeds", "learning_rate", "kind", "examples"}; see hf_posenc.hub.downstream
     finetune: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -98,6 +112,10 @@ class CardResults:
                 converted[key] = _finetune(name, value)
             elif key == "plots":
                 converted[key] = _plots(name, value)
+            elif key == "probe_data":
+                if not isinstance(value, Mapping):
+                    raise ValueError(f"{name} must map a split ('train', 'test') to where its pairs came from.")
+                converted[key] = {str(split): _text(f"{name}[{split!r}]", text) for split, text in value.items()}
             elif types[key] == (float | None):
                 converted[key] = _number(name, value)
             elif types[key] == (int | None):
@@ -117,6 +135,44 @@ def normalize_results(results: Mapping[str, Any] | None, source: str = "results"
     """Check a `results` dict against `CardResults` and return it with plain Python values: floats for metrics,
     ints for counts, strings for text and paths. Raises ValueError naming the offending key and what it expects."""
     return CardResults.from_mapping(results, source).to_dict()
+
+
+def index_results(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The normalized `results` the model-index metadata may list: a probe or fine-tuning score whose verdict is
+    "not above chance" is not a result, so its accuracies are left out there (the card's prose keeps them, with
+    their chance level and verdict)."""
+    listed = dict(results)
+    if listed.get("probe_verdict") == NOT_ABOVE_CHANCE:
+        listed.pop("probes", None)
+    tasks = {
+        name: entry for name, entry in listed.get("finetune", {}).items() if entry.get("verdict") != NOT_ABOVE_CHANCE
+    }
+    if tasks:
+        listed["finetune"] = tasks
+    else:
+        listed.pop("finetune", None)
+    return listed
+
+
+def card_context(results: Mapping[str, Any]) -> dict[str, Any]:
+    """Template variables of the card's parts that card_results owns: ``probe_setup`` (the probe's sample sizes
+    and seed as one Markdown line, None when unknown) and ``probe_listed`` (whether the probe accuracies are in
+    the model-index)."""
+    parts = []
+    if "probe_train_pairs" in results:
+        parts.append(f"fine-tuned on {results['probe_train_pairs']:,} training pairs")
+    if "probe_test_pairs" in results:
+        parts.append(f"scored on {results['probe_test_pairs']:,} test pairs (each probe built from them)")
+    if results.get("probe_learning_rate"):
+        parts.append(f"learning rate {results['probe_learning_rate']:g}")
+    if "probe_seed" in results:
+        parts.append(f"seed {results['probe_seed']}")
+    for split, source in sorted((results.get("probe_data") or {}).items()):
+        parts.append(f"{split} data: {source}")
+    return {
+        "probe_setup": "; ".join(parts) if parts else None,
+        "probe_listed": bool(results.get("probes")) and results.get("probe_verdict") != NOT_ABOVE_CHANCE,
+    }
 
 
 def _number(name: str, value) -> float:

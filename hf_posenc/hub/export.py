@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import ModelCard
+from transformers.dynamic_module_utils import get_relative_imports
 
 from ..results import PLOTS_FOLDER, FinetuneResult, PretrainResult, ProbeResult, ResultFile
 from ..storage import require_model_folder
-from .card import render_card
+from .card import REPO_ID_PLACEHOLDER, render_card
 from .card_results import normalize_results
 from .downstream import finetune_card_results
 from .manifest import MANIFEST_NAME, ExportManifest, files_in_folder
@@ -29,6 +30,7 @@ from .repo_id import check_repo_id
 
 # The curves the metrics callback draws into a run's PLOTS_FOLDER; its heatmaps stay in the run folder.
 CURVE_PLOTS = "*curves*.png"
+CARD_NAME = "README.md"
 
 
 def export(
@@ -38,6 +40,7 @@ def export(
     results: Mapping[str, Any] | None = None,
     *,
     overwrite: bool = False,
+    replace_card: bool = False,
     repo_id: str | None = None,
     **card_options,
 ) -> Path:
@@ -48,8 +51,10 @@ def export(
 
     `out_dir` may be missing, empty, or an earlier export, whose files are replaced. Any other non-empty folder is
     refused unless `overwrite=True`; even then nothing is deleted: files of the folder that the export does not
-    write stay, with a warning, and `push` leaves them out. The files are written in a staging folder inside
-    `out_dir` and only then renamed into place, so a failed save leaves the folder as it was; since nothing is
+    write stay, with a warning, and `push` leaves them out. A file the export replaces that is not as the last export
+    wrote it (edited since, or written by someone else; the manifest's SHA-256 tells) is named in a warning, and a
+    `README.md` of that kind (a hand-edited card, or your own) is refused unless `replace_card=True`. The files are
+    written in a staging folder inside `out_dir` and only then renamed into place, so a failed save leaves the folder as it was; since nothing is
     staged beside it, a mount point or a folder whose parent is read-only works. A symbolic link at a file's place is replaced, never written through;
     a link in place of a subfolder (`plots/`) is refused.
     """
@@ -72,6 +77,8 @@ def export(
 
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)
+    previous = _previous_manifest(out_dir)
+    _check_card_replaceable(out_dir, previous, replace_card)  # before the expensive saves
     created = _make_folder(out_dir)
     try:
         # Staged inside the target: the final renames never cross a filesystem boundary (a mount point), and the
@@ -90,7 +97,8 @@ def export(
         _check_loadable_without_package(staging)
         written = sorted(path.relative_to(staging).as_posix() for path in staging.rglob("*") if path.is_file())
         _refuse_linked_subfolders(out_dir, written)
-        manifest = ExportManifest.of(staging, written)
+        manifest = ExportManifest.of(staging, written, card_model_id=repo_id or REPO_ID_PLACEHOLDER)
+        replaced_edits = [relative for relative in written if previous.edited(out_dir, relative)]
         for relative in written:
             (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / relative, out_dir / relative)  # replaces a link at the target, never follows it
@@ -101,6 +109,13 @@ def export(
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
     shutil.rmtree(staging, ignore_errors=True)
+    if replaced_edits:
+        warnings.warn(
+            f"Replaced in {out_dir}: {', '.join(replaced_edits)}, which differed from what the last export wrote "
+            "(edited since, or not written by an export).",
+            UserWarning,
+            stacklevel=2,
+        )
     left_behind = sorted(set(files_in_folder(out_dir)) - set(written) - {MANIFEST_NAME})
     if left_behind:
         warnings.warn(
@@ -120,6 +135,7 @@ def export_run(
     finetune_results: str | os.PathLike | None = None,
     repo_id: str | None = None,
     overwrite: bool = False,
+    replace_card: bool = False,
 ) -> Path:
     """`export` of a finished pretraining run: its model and tokenizer, the numbers of its `PretrainResult`, the
     curves the metrics callback drew, the probe accuracies of a `ProbeResult` (the `probe_results.json` of
@@ -159,11 +175,13 @@ def export_run(
                 f"model: pass the {what} of this run's model."
             )
         results.update(_card_results_of(result, result_file))
+    _check_out_dir(Path(out_dir), overwrite)  # the folder's checks first, before the model loads
+    _check_card_replaceable(Path(out_dir), _previous_manifest(Path(out_dir)), replace_card)
     # trust_remote_code=False: hf_posenc's variants are registered with the Auto classes, so nothing of the
     # folder's own code is needed or run; transformers refuses instead of prompting.
     model = AutoModelForMaskedLM.from_pretrained(run, trust_remote_code=False)
     tokenizer = AutoTokenizer.from_pretrained(run, trust_remote_code=False)
-    return export(model, tokenizer, out_dir, results, overwrite=overwrite, repo_id=repo_id)
+    return export(model, tokenizer, out_dir, results, overwrite=overwrite, replace_card=replace_card, repo_id=repo_id)
 
 
 def is_export_folder(folder: Path) -> bool:
@@ -211,16 +229,25 @@ def _model_type_of(variant: object) -> str | None:
 
 
 def _curve_plots(folder: Path) -> list[Path]:
-    """The callback's curve plots: regular files only (a link could pull any file of the machine into the export)."""
+    """The callback's curve plots: regular files with one name only. A symbolic link could pull any file of the
+    machine into the export, and so could a hard link (another name of a file elsewhere on the same disk)."""
     plots = sorted(folder.glob(CURVE_PLOTS)) if folder.is_dir() and not folder.is_symlink() else []
     linked = [path.name for path in plots if path.is_symlink() or not path.is_file()]
+    hard_linked = [path.name for path in plots if path.name not in linked and path.stat().st_nlink > 1]
     if linked:
         warnings.warn(
             f"{folder}: {', '.join(linked)} are not regular files (symbolic links?) and are left out of the card.",
             UserWarning,
             stacklevel=3,
         )
-    return [path for path in plots if path.name not in linked]
+    if hard_linked:
+        warnings.warn(
+            f"{folder}: {', '.join(hard_linked)} are hard links (one file with several names, which may be any file of "
+            "this disk) and are left out of the card; replace them with copies to include them.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return [path for path in plots if path.name not in linked and path.name not in hard_linked]
 
 
 def _result_file(path: Path, kind: type[ResultFile], command: str) -> Path:
@@ -260,6 +287,23 @@ def _card_results_of(result: PretrainResult | ProbeResult | FinetuneResult, path
 # ------------------------------------------------------------------------------------------------ folder
 def _describe_tokenizer(tokenizer) -> str:
     return f"{type(tokenizer).__name__}, vocabulary of {len(tokenizer):,} tokens"
+
+
+def _previous_manifest(out_dir: Path) -> ExportManifest:
+    """The manifest of the export in `out_dir`, or an empty one (nothing there is known to be the export's own)."""
+    try:
+        return ExportManifest.load(out_dir)
+    except (FileNotFoundError, ValueError):
+        return ExportManifest({})
+
+
+def _check_card_replaceable(out_dir: Path, previous: ExportManifest, replace_card: bool) -> None:
+    if not replace_card and previous.edited(out_dir, CARD_NAME):
+        raise FileExistsError(
+            f"{out_dir / CARD_NAME} is not the card the last export wrote (it was edited, or no export wrote it), and "
+            "this export would replace it. Move it elsewhere to keep it, or pass replace_card=True (--replace_card) "
+            "to replace it."
+        )
 
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
@@ -312,3 +356,11 @@ def _check_loadable_without_package(folder: Path) -> None:
     missing = sorted(f"{module}.py" for module in modules if not (folder / f"{module}.py").is_file())
     if missing:
         raise RuntimeError(f"save_pretrained did not copy the model code ({', '.join(missing)}) into the folder.")
+    # The code files import their flat siblings (an encoding of your own: its file imports the Hub-code files).
+    needed = {name for code in folder.glob("*.py") for name in get_relative_imports(code)}
+    absent = sorted(f"{name}.py" for name in needed if not (folder / f"{name}.py").is_file())
+    if absent:
+        raise RuntimeError(
+            f"The model code in the folder imports {', '.join(absent)}, which save_pretrained did not copy; a Hub user "
+            "could not load it. Define the encoding in one file that imports only hf_posenc's Hub-code files."
+        )

@@ -1,8 +1,9 @@
 """The list of files `export` wrote, kept in the exported folder, and what `push` makes of it.
 
 `export` records every file it wrote, with its size and SHA-256, in `export_manifest.json`. `push` uploads exactly
-those files: a `.env`, notes or anything else that lands in the folder later stays on the user's disk, and a symbolic
-link is never followed (it could point anywhere on the machine). The manifest itself is not uploaded.
+those files: a `.env`, notes or anything else that lands in the folder later stays on the user's disk, a symbolic
+link is never followed (it could point anywhere on the machine), and a hard link is refused (it is another name of a
+file elsewhere on the disk, which may be anything). The manifest itself is not uploaded.
 """
 
 from __future__ import annotations
@@ -30,24 +31,39 @@ def sha256_of(path: Path) -> str:
 
 @dataclass(frozen=True)
 class ExportManifest:
-    """The files of an exported folder: relative POSIX path -> {"sha256": ..., "size": ...}."""
+    """The files of an exported folder: relative POSIX path -> {"sha256": ..., "size": ...}; and `card_model_id`,
+    the repository id that the card's usage snippet names (the placeholder until `push` writes the real one; None in
+    manifests written before it was recorded)."""
 
     files: dict[str, dict[str, object]]
+    card_model_id: str | None = None
 
     @classmethod
-    def of(cls, folder: Path, relative_paths: list[str]) -> ExportManifest:
+    def of(cls, folder: Path, relative_paths: list[str], card_model_id: str | None = None) -> ExportManifest:
         """The manifest of `relative_paths`, hashed as they are in `folder` now."""
         return cls(
             {
                 relative: {"sha256": sha256_of(folder / relative), "size": (folder / relative).stat().st_size}
                 for relative in sorted(relative_paths)
-            }
+            },
+            card_model_id,
         )
+
+    def edited(self, folder: Path, relative: str) -> bool:
+        """Whether `folder / relative` is a regular file that this manifest does not list with its present content:
+        a file the user edited since the export, or one that no export wrote."""
+        path = Path(folder) / relative
+        if path.is_symlink() or not path.is_file():
+            return False
+        entry = self.files.get(relative)
+        return entry is None or sha256_of(path) != entry["sha256"]
 
     def save(self, folder: Path) -> Path:
         """Write the manifest into `folder`, replacing (never writing through) whatever is at its path."""
         path = Path(folder) / MANIFEST_NAME
         document = {"format": MANIFEST_FORMAT, "written_by": "hf_posenc.hub.export", "files": self.files}
+        if self.card_model_id is not None:
+            document["card_model_id"] = self.card_model_id
         with atomic_path(path) as temporary:
             temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         return path
@@ -77,7 +93,10 @@ class ExportManifest:
             )
         for relative in files:
             _check_relative_path(relative, path)
-        return cls(files)
+        card_model_id = document.get("card_model_id")
+        if card_model_id is not None and not isinstance(card_model_id, str):
+            raise ValueError(f"{path}: card_model_id must be a repository id, not {card_model_id!r}. {redo}")
+        return cls(files, card_model_id)
 
 
 @dataclass(frozen=True)
@@ -136,6 +155,12 @@ def _regular_file_inside(folder: Path, relative: str) -> Path:
             )
     if not stat.S_ISREG(info.st_mode):
         raise ValueError(f"{current} is not a regular file; export the folder again (`hf-posenc export RUN DIR`).")
+    if info.st_nlink > 1:
+        raise ValueError(
+            f"{current} is a hard link ({info.st_nlink} names for one file): its content is also another file of this "
+            "disk, which push will not upload unseen. Export the folder again (`hf-posenc export RUN DIR`), which "
+            "writes a file of its own, or replace the link with a copy."
+        )
     return current
 
 

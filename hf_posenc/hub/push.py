@@ -54,8 +54,9 @@ def push(
 
     The token is `token`, else the usual places (`HF_TOKEN`, then the one saved by `hf auth login`); the endpoint is
     `HF_ENDPOINT` (default https://huggingface.co). `private=True` makes a new repository private (an existing one
-    keeps its visibility). If the card still has the placeholder repository id in its usage snippet, the real id is
-    written into the folder's README.md (and its manifest entry) before the upload, and stays there.
+    keeps its visibility). The card's usage snippet names the repository it is uploaded to: the placeholder, or the
+    id of an earlier push to another repository (with a warning), is replaced by `repo_id` in the folder's README.md
+    (and its manifest) before the upload, and stays there. A listed file that is a symbolic or hard link is refused.
 
     Raises HubPublishError for a missing or rejected token (401), no permission (403), a missing repository (404),
     other Hub errors and network failures. After a failure the local folder is exactly as before; rerun the same
@@ -128,22 +129,48 @@ def _warn_about(plan: UploadPlan) -> None:
         )
 
 
+# The snippet's assignment in cards whose manifest does not record the id (exports written before it was recorded).
+_SNIPPET_ID = re.compile(rb'^model_id = ("(?:[^"\\\n]|\\.)*")', re.MULTILINE)
+
+
+def _snippet_literal(card: bytes, manifest: ExportManifest) -> bytes | None:
+    """The Python string literal of the repository id that the card's usage snippet names, if the card holds it."""
+    if manifest.card_model_id is not None:
+        literal = python_string(manifest.card_model_id).encode()
+        return literal if literal in card else None
+    found = _SNIPPET_ID.search(card)
+    return found.group(1) if found else None
+
+
 @contextlib.contextmanager
 def _repo_id_in_card(folder: Path, plan: UploadPlan, repo_id: str):
-    """Write `repo_id` over the usage snippet's placeholder for the upload; put the card back if the upload fails,
-    else record its new digest in the manifest. Files are replaced, never written through; a read-only folder
-    uploads the card as it is."""
+    """Write `repo_id` over the id the usage snippet names (the placeholder, or the repository of an earlier push) for
+    the upload; put the card back if the upload fails, else record its new digest and id in the manifest. Files are
+    replaced, never written through; a read-only folder uploads the card as it is."""
     card = folder / CARD_NAME
-    placeholder = python_string(REPO_ID_PLACEHOLDER).encode()
     original = card.read_bytes() if CARD_NAME in plan.files else b""
-    if placeholder not in original:
+    manifest = ExportManifest.load(folder)
+    literal = _snippet_literal(original, manifest) if original else None
+    wanted = python_string(repo_id).encode()
+    if literal is None or literal == wanted:
         yield
         return
-    manifest = ExportManifest.load(folder)
-    filled = original.replace(placeholder, python_string(repo_id).encode())
+    if literal != python_string(REPO_ID_PLACEHOLDER).encode():
+        warnings.warn(
+            f"The usage snippet of {card} named {literal.decode()} (an earlier push); it now names {wanted.decode()}, "
+            "the repository this upload goes to.",
+            UserWarning,
+            stacklevel=4,
+        )
+    filled = original.replace(literal, wanted)
     try:
         _replace(card, filled)
-    except OSError:
+    except OSError as error:
+        if literal != python_string(REPO_ID_PLACEHOLDER).encode():  # it would name another repository
+            raise PermissionError(
+                f"{card} names {literal.decode()} in its usage snippet and cannot be rewritten for {repo_id} ({error}); "
+                f"export the model again with --repo_id {repo_id} into a folder you can write to."
+            ) from None
         yield
         return
     try:
@@ -153,7 +180,7 @@ def _repo_id_in_card(folder: Path, plan: UploadPlan, repo_id: str):
         raise
     entry = {"sha256": hashlib.sha256(filled).hexdigest(), "size": len(filled)}
     with contextlib.suppress(OSError):
-        ExportManifest({**manifest.files, CARD_NAME: entry}).save(folder)
+        ExportManifest({**manifest.files, CARD_NAME: entry}, repo_id).save(folder)
 
 
 def _replace(path: Path, content: bytes) -> None:

@@ -2,10 +2,17 @@
 a cluster job array) can work through one study without doing anything twice.
 
 A claim is a lock file created with ``O_CREAT | O_EXCL`` (atomic on local file systems and on NFSv3+), holding the
-claimer's host, pid and start time. While the work runs, a heartbeat thread touches the file. A lock is stale, and
-taken over, when its process is dead on this host, or when its heartbeat is older than ``heartbeat_timeout``
-seconds (a job killed on another machine). Take-over is serialised by a second lock (a directory made with mkdir), so
-two invocations never both take over the same stale lock.
+claimer's host, pid and start time, and (on Linux) what tells its process apart from a later one with the same pid:
+the process's start time in clock ticks since boot, the boot id and the pid namespace. While the work runs, a
+heartbeat thread touches the file.
+
+A lock written on this host (same host name, boot and pid namespace) is judged by its process alone: it is stale,
+and taken over, when that process is dead or its pid now belongs to a process started later; while the process
+lives, the lock is never stale, however old its heartbeat (a busy machine may delay the heartbeat thread). A lock of
+another host is stale when its heartbeat is older than ``heartbeat_timeout`` seconds (a job killed on another
+machine); the timeout must be at least `MIN_TIMEOUT_HEARTBEATS` heartbeat intervals, or a live claimer's lock would
+look stale between two heartbeats. Take-over is serialised by a second lock (a directory made with mkdir), so two
+invocations never both take over the same stale lock.
 """
 
 from __future__ import annotations
@@ -19,7 +26,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Claim", "ClaimHeld", "DEFAULT_HEARTBEAT_TIMEOUT", "claim", "describe_lock", "lock_is_stale"]
+__all__ = [
+    "Claim",
+    "ClaimHeld",
+    "DEFAULT_HEARTBEAT_TIMEOUT",
+    "check_heartbeat_timeout",
+    "claim",
+    "describe_lock",
+    "lock_is_stale",
+]
 
 LOCK_NAME = ".claim.lock"
 # A live claimer touches its lock this often; a lock untouched for DEFAULT_HEARTBEAT_TIMEOUT is a killed job's.
@@ -27,6 +42,8 @@ HEARTBEAT_SECONDS = 30.0
 DEFAULT_HEARTBEAT_TIMEOUT = 600.0
 # A take-over that crashed half-way leaves its directory; after this long it is removed.
 TAKEOVER_TIMEOUT = 60.0
+# A heartbeat timeout shorter than this many heartbeat intervals would let one late heartbeat lose a live claim.
+MIN_TIMEOUT_HEARTBEATS = 2
 
 
 class ClaimHeld(Exception):
@@ -47,6 +64,60 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _process_start(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (Linux's /proc/<pid>/stat field 22); None elsewhere or
+    when the process is gone. A pid reused by a later process has a later start."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+        # The command name (field 2) is in parentheses and may hold spaces or parentheses: split after the last ')'.
+        return int(stat[stat.rindex(")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _read_or_none(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _pid_space() -> dict:
+    """What makes a pid name the same process for two readers: the boot and the pid namespace (Linux; empty
+    elsewhere). Two containers on one host may share a host name but not their pids."""
+    space = {"boot_id": _read_or_none("/proc/sys/kernel/random/boot_id")}
+    with contextlib.suppress(OSError):
+        space["pid_namespace"] = os.readlink("/proc/self/ns/pid")
+    return {key: value for key, value in space.items() if value is not None}
+
+
+def _in_this_pid_space(holder: dict) -> bool:
+    """The lock was written on this host, in this boot and pid namespace, so its pid can be looked up here. A lock
+    written before these were recorded counts by its host name, as it always did."""
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return False
+    return all(holder.get(key, value) == value for key, value in _pid_space().items())
+
+
+def _holder_is_alive(holder: dict) -> bool:
+    """The lock's own process still runs: its pid is alive and, where start times are known, was not reused."""
+    if not _pid_alive(holder["pid"]):
+        return False
+    recorded, current = holder.get("process_start"), _process_start(holder["pid"])
+    return recorded is None or current is None or recorded == current
+
+
+def check_heartbeat_timeout(heartbeat_timeout: float, heartbeat_every: float = HEARTBEAT_SECONDS) -> None:
+    """Refuse a timeout under which a live claimer on another host would lose its claim between two heartbeats."""
+    if not heartbeat_timeout >= MIN_TIMEOUT_HEARTBEATS * heartbeat_every:
+        raise ValueError(
+            f"--heartbeat_timeout {heartbeat_timeout:g} is below {MIN_TIMEOUT_HEARTBEATS} heartbeats of a live claim "
+            f"({MIN_TIMEOUT_HEARTBEATS} x {heartbeat_every:g} s): a live invocation's claim would look stale and be "
+            f"taken over; give at least {MIN_TIMEOUT_HEARTBEATS * heartbeat_every:g} seconds "
+            f"(default {DEFAULT_HEARTBEAT_TIMEOUT:g})."
+        )
+
+
 def _read_lock(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -62,7 +133,8 @@ def describe_lock(path: Path) -> str:
 
 
 def lock_is_stale(path: Path, heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT) -> bool:
-    """True when the lock's process is dead on this host or its heartbeat is older than `heartbeat_timeout` s."""
+    """True when the lock's process on this host is gone (dead, or its pid reused), or, for a lock of another host,
+    when its heartbeat is older than `heartbeat_timeout` s. A live process on this host never loses its lock."""
     holder = _read_lock(path)
     if holder is None:
         return False  # gone: not stale, free
@@ -70,9 +142,8 @@ def lock_is_stale(path: Path, heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEO
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return False
-    if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-        if not _pid_alive(holder["pid"]):
-            return True
+    if holder and _in_this_pid_space(holder):
+        return not _holder_is_alive(holder)
     if not holder and age < TAKEOVER_TIMEOUT:
         return False  # a lock being written right now
     return age > heartbeat_timeout
@@ -107,6 +178,8 @@ def _create(path: Path) -> bool:
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "process_start": _process_start(os.getpid()),
+        **_pid_space(),
     }
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(holder, handle)
@@ -143,7 +216,9 @@ def claim(
     log=print,
 ) -> Claim:
     """Claim `folder` (created if missing) for this process, or raise `ClaimHeld` when a live invocation holds it.
-    A stale lock is taken over (and logged). Release the claim with `Claim.release()`."""
+    A stale lock is taken over (and logged). Release the claim with `Claim.release()`. A ValueError refuses a
+    `heartbeat_timeout` below `MIN_TIMEOUT_HEARTBEATS` times `heartbeat_every`."""
+    check_heartbeat_timeout(heartbeat_timeout, heartbeat_every)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME

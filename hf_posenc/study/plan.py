@@ -147,6 +147,9 @@ def plan_study(
             if "pretrain" in unit.steps_failed:  # its evaluations wait for a model
                 unit.steps_to_run = []
             units.append(unit)
+    from .baselines import baseline_plans  # the random-initialisation baselines: fine-tuning steps, estimated alike
+
+    units += baseline_plans(spec, output, runs, retry_failed)
     step_seconds: dict[str, float] = {}
     timing_errors: dict[str, str] = {}
     anything_pending = any(unit.steps_to_run for unit in units)

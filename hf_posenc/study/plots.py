@@ -1,4 +1,5 @@
-"""The study's figures (matplotlib, the optional ``plots`` extra): property-vs-score scatters with the runs labelled,
+"""The study's figures (matplotlib, the optional ``plots`` extra): property-vs-score scatters with the runs labelled
+(only the pairs that vary beyond noise, with error bars and honest axes),
 heat maps of scores over a two-parameter grid, the loss curves of every run, and extrapolation curves."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 from ..analysis.plots import _new_figure, _save
 from .spec import GRID_ALIASES, StudySpec
 
-__all__ = ["extrapolation_curves", "grid_heatmaps", "loss_curves", "scatter_grid"]
+__all__ = ["extrapolation_curves", "grid_heatmaps", "loss_curves", "scatter_figure", "scatter_grid"]
 
 
 def _number(value: Any) -> float | None:
@@ -19,24 +20,73 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def scatter_grid(rows: list[dict], properties: list[str], scores: list[str], path: Path) -> Path:
-    """One panel per (property, score): each run a labelled point."""
-    figure = _new_figure(3.2 * len(scores), 2.8 * len(properties))
-    for row_index, prop in enumerate(properties):
-        for column_index, score in enumerate(scores):
-            axis = figure.add_subplot(len(properties), len(scores), row_index * len(scores) + column_index + 1)
-            for row in rows:
-                x, y = _number(row.get(prop)), _number(row.get(score))
-                if x is None or y is None:
-                    continue
-                axis.scatter([x], [y], s=14)
-                axis.annotate(row["run"], (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
-            axis.set_xlabel(prop, fontsize=8)
-            axis.set_ylabel(score, fontsize=8)
-            axis.tick_params(labelsize=7)
-            axis.grid(True, alpha=0.3)
+# Readable at the size the report shows a panel: axis labels, tick labels and the run names beside the points.
+LABEL_SIZE, TICK_SIZE, NAME_SIZE = 11, 10, 8
+PANEL_WIDTH, PANEL_HEIGHT, MAX_COLUMNS = 4.8, 4.0, 3
+WIDENED = "range widened to ±2 seed noise"
+
+
+def _axis_limits(values: list[float], reading: dict) -> tuple[tuple[float, float], str]:
+    """The axis range of `values` and a note for its label. An axis must not stretch a spread smaller than the seed
+    noise across the whole panel: it then spans at least +-2 noise around the runs' centre and says so."""
+    low, high = min(values), max(values)
+    centre, half = (low + high) / 2, (high - low) / 2
+    half = half or abs(centre) * 0.05 or 1.0  # one value only (other runs at chance): a visible range around it
+    noise = reading.get("within_std")
+    if noise is None:
+        return (low - 0.1 * half, high + 0.1 * half), "seed noise unknown"
+    if 2 * noise > half:
+        return (centre - 2 * noise, centre + 2 * noise), WIDENED
+    return (low - 0.1 * half, high + 0.1 * half), ""
+
+
+def scatter_figure(rows: list[dict], pairs: list[tuple[str, str]], noise: list[dict] | None = None):
+    """One panel per (property, score) pair of `pairs`: each run a labelled point with error bars (the standard
+    deviation over seeds, where there are several); values not above chance are hollow."""
+    from .correlate import at_chance
+
+    readings = {entry["score"]: entry for entry in noise or []}
+    columns = min(MAX_COLUMNS, len(pairs))
+    lines = math.ceil(len(pairs) / columns)
+    figure = _new_figure(PANEL_WIDTH * columns, PANEL_HEIGHT * lines)
+    for index, (prop, score) in enumerate(pairs):
+        axis = figure.add_subplot(lines, columns, index + 1)
+        xs, ys = [], []
+        for row in rows:
+            x, y = _number(row.get(prop)), _number(row.get(score))
+            if x is None or y is None:
+                continue
+            xs.append(x)
+            ys.append(y)
+            hollow = at_chance(row, score)
+            axis.errorbar(
+                [x],
+                [y],
+                xerr=_number(row.get(f"{prop}_std")),
+                yerr=_number(row.get(f"{score}_std")),
+                fmt="o",
+                markersize=6,
+                color="tab:blue",
+                markerfacecolor="none" if hollow else "tab:blue",
+                elinewidth=1,
+                capsize=2,
+            )
+            axis.annotate(row["run"], (x, y), fontsize=NAME_SIZE, xytext=(3, 3), textcoords="offset points")
+        x_range, x_note = _axis_limits(xs, readings.get(prop, {}))
+        y_range, y_note = _axis_limits(ys, readings.get(score, {}))
+        axis.set_xlim(*x_range)
+        axis.set_ylim(*y_range)
+        axis.set_xlabel(prop + (f"\n({x_note})" if x_note else ""), fontsize=LABEL_SIZE)
+        axis.set_ylabel(score + (f"\n({y_note})" if y_note else ""), fontsize=LABEL_SIZE)
+        axis.tick_params(labelsize=TICK_SIZE)
+        axis.grid(True, alpha=0.3)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
+
+
+def scatter_grid(rows: list[dict], pairs: list[tuple[str, str]], path: Path, noise: list[dict] | None = None) -> Path:
+    """`scatter_figure` of the pairs (those that vary beyond noise: `correlate.varying_pairs`), saved to `path`."""
+    return _save(scatter_figure(rows, pairs, noise), path)
 
 
 def grid_heatmaps(spec: StudySpec, rows: list[dict], scores: list[str], folder: Path) -> list[Path]:

@@ -8,6 +8,8 @@
   taken over, so several invocations sharing the folder split the study between them;
 - skips every step whose result file exists, and every step that failed before (its error.json) unless
   ``retry_failed``; a failed step is recorded with its error and the study goes on;
+- then runs the random-initialisation baselines of the selected runs' variants (`baselines`), claimed and skipped
+  the same way;
 - writes the report (`report.write_report`) at the end, from whatever results exist.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import subprocess
 import sys
@@ -128,13 +131,14 @@ def check_study_folder(spec: StudySpec, output: Path) -> list[str]:
         added = [name for name in new[part] if name not in old[part]]
         if added:
             notes.append(f"extending the study in {output}: added {part} {', '.join(added)}")
-    for part in ("probes", "extrapolation", "position_attention"):
-        if old[part] is not None and old[part] != new[part]:
+    for part in ("probes", "extrapolation", "position_attention", "random_init"):
+        # .get: a folder written before the random-init baseline existed has no such key
+        if old.get(part) is not None and old[part] != new.get(part):
             raise FileExistsError(
                 f"{output} holds a study whose {part} settings differ from this spec's; a spec may only add "
                 f"evaluations. Give another --output, or restore the {part} settings."
             )
-        if old[part] is None and new[part] is not None:
+        if old.get(part) is None and new.get(part) is not None:
             notes.append(f"extending the study in {output}: added the {part} evaluation")
     return notes
 
@@ -408,24 +412,26 @@ def _run_step(step: str, spec: StudySpec, run: RunSpec, seed: int, tokenizer: Pa
         measure_position_attention(spec.position_attention, model_dir, folder)
 
 
-def run_unit(spec: StudySpec, run: RunSpec, seed: int, tokenizer: Path, unit: Path, retry_failed: bool, log=print):
-    """The steps of one (run, seed): returns (steps run, steps failed)."""
+def _run_steps(label: str, steps: dict[str, Path], first: str, done, run_one, unit: Path, retry_failed: bool, log):
+    """Run the steps of one unit that are not done, in order: the first step (pretraining, or building the random
+    model) must have succeeded for the others to run. A failed step writes its error.json and the unit goes on
+    (except after a failed first step). Returns (steps run, steps failed)."""
     ran, failed = [], []
-    for step, folder in unit_steps(spec, unit).items():
-        if step_done(step, folder):
+    for step, folder in steps.items():
+        if done(step, folder):
             continue
         error_file = folder / ERROR_FILE
         if error_file.is_file() and not retry_failed:
             failed.append(step)
             continue
-        if step != "pretrain" and not PretrainResult.exists_in(unit / "pretrain"):
-            continue  # pretraining failed: nothing to evaluate
+        if step != first and not done(first, steps[first]):
+            continue  # the model was not made: nothing to evaluate
         with contextlib.suppress(FileNotFoundError):
             error_file.unlink()
-        log(f"{run.name} seed {seed}: {step}")
+        log(f"{label}: {step}")
         started = time.perf_counter()
         try:
-            _run_step(step, spec, run, seed, tokenizer, folder, unit, log)
+            run_one(step, folder)
         except Exception as error:  # a failed step is recorded and the study goes on
             write_json(
                 error_file,
@@ -436,15 +442,55 @@ def run_unit(spec: StudySpec, run: RunSpec, seed: int, tokenizer: Path, unit: Pa
                     "seconds": round(time.perf_counter() - started, 1),
                 },
             )
-            log(f"{run.name} seed {seed}: {step} failed: {type(error).__name__}: {error}")
+            log(f"{label}: {step} failed: {type(error).__name__}: {error}")
             failed.append(step)
-            if step == "pretrain":
+            if step == first:
                 break
             continue
         ran.append(step)
         times = read_json(unit / STEP_TIMES) or {}
         write_json(unit / STEP_TIMES, {**times, step: round(time.perf_counter() - started, 1)})
     return ran, failed
+
+
+def run_unit(spec: StudySpec, run: RunSpec, seed: int, tokenizer: Path, unit: Path, retry_failed: bool, log=print):
+    """The steps of one (run, seed): returns (steps run, steps failed)."""
+
+    def run_one(step: str, folder: Path) -> None:
+        _run_step(step, spec, run, seed, tokenizer, folder, unit, log)
+
+    return _run_steps(
+        f"{run.name} seed {seed}", unit_steps(spec, unit), "pretrain", step_done, run_one, unit, retry_failed, log
+    )
+
+
+def run_baseline_unit(spec: StudySpec, unit, tokenizer: Path, retry_failed: bool, log=print):
+    """The steps of one random-initialisation baseline (`baselines.BaselineUnit`): returns (steps run, failed)."""
+    from . import baselines
+
+    def run_one(step: str, folder: Path) -> None:
+        baselines.run_step(spec, unit, step, tokenizer, folder, log)
+
+    steps = baselines.unit_steps(spec, unit)
+    return _run_steps(unit.label, steps, "init", baselines.step_done, run_one, unit.folder, retry_failed, log)
+
+
+def _claimed(outcome: StudyOutcome, label: str, folder: Path, heartbeat_timeout: float, work, log) -> None:
+    """Claim a unit's folder, do its `work` (returning steps run and failed) and record the outcome; a unit claimed
+    by a live invocation is left to it."""
+    try:
+        held = claim(folder, heartbeat_timeout=heartbeat_timeout, log=log)
+    except ClaimHeld as error:
+        log(f"{label}: claimed by {error.holder}; left to it")
+        outcome.claimed_elsewhere.append(label)
+        return
+    try:
+        ran, failed = work()
+    finally:
+        held.release()
+    (outcome.ran if ran else outcome.done_before).append(label)
+    outcome.steps_run += [f"{label}: {step}" for step in ran]
+    outcome.failed += [f"{label}: {step}" for step in failed]
 
 
 def run_study(
@@ -469,21 +515,14 @@ def run_study(
     tokenizer = train_tokenizer(spec, output, heartbeat_timeout=heartbeat_timeout, log=log)
     for run in selected:
         for seed in run.seeds:
-            label = f"{run.name} seed {seed}"
             unit = unit_folder(output, run.name, seed)
-            try:
-                held = claim(unit, heartbeat_timeout=heartbeat_timeout, log=log)
-            except ClaimHeld as error:
-                log(f"{label}: claimed by {error.holder}; left to it")
-                outcome.claimed_elsewhere.append(label)
-                continue
-            try:
-                ran, failed = run_unit(spec, run, seed, tokenizer, unit, retry_failed, log)
-            finally:
-                held.release()
-            (outcome.ran if ran else outcome.done_before).append(label)
-            outcome.steps_run += [f"{label}: {step}" for step in ran]
-            outcome.failed += [f"{label}: {step}" for step in failed]
+            work = functools.partial(run_unit, spec, run, seed, tokenizer, unit, retry_failed, log)
+            _claimed(outcome, f"{run.name} seed {seed}", unit, heartbeat_timeout, work, log)
+    from .baselines import baseline_units
+
+    for baseline in baseline_units(spec, output, selected):
+        work = functools.partial(run_baseline_unit, spec, baseline, tokenizer, retry_failed, log)
+        _claimed(outcome, baseline.label, baseline.folder, heartbeat_timeout, work, log)
     if report:
         from .report import write_report
 

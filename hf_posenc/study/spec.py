@@ -20,6 +20,8 @@ from typing import Any
 
 import hf_posenc
 
+from .spec_text import SpecError, read_document
+
 __all__ = [
     "EXAMPLE_SPEC",
     "ExtrapolationSpec",
@@ -80,10 +82,6 @@ _NOT_RUN_SETTINGS = {
     "vocab_size",
     "pad_token_id",
 }
-
-
-class SpecError(ValueError):
-    """A mistake in a study spec; the message names the file, the line and the fix."""
 
 
 @dataclass
@@ -214,6 +212,7 @@ class StudySpec:
     extrapolation: ExtrapolationSpec | None = None
     position_attention: PositionSpec | None = None
     report: ReportSpec = field(default_factory=ReportSpec)
+    random_init: Any = None  # hf_posenc.study.baselines.RandomInitSpec: set by parse_spec when there are tasks
 
     def run(self, name: str) -> RunSpec:
         return next(run for run in self.runs if run.name == name)
@@ -233,59 +232,21 @@ def load_spec(path: str | Path) -> StudySpec:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(f"study spec {path} does not exist; give the path of a YAML or JSON spec.") from None
+    except IsADirectoryError:
+        raise ValueError(f"study spec {path} is a folder; give the path of a YAML or JSON spec file.") from None
     except UnicodeDecodeError:
         raise SpecError(f"{path} is not UTF-8 text; a study spec is a YAML or JSON file.") from None
     return spec_from_text(text, str(path), json_format=path.suffix.lower() == ".json")
 
 
 def spec_from_text(text: str, source: str = "spec", json_format: bool = False) -> StudySpec:
-    values, lines = _read_document(text, source, json_format)
+    values, lines = read_document(text, source, json_format)
     return parse_spec(values, source, lines)
 
 
-def _read_document(text: str, source: str, json_format: bool) -> tuple[Any, dict[tuple, int]]:
-    import yaml
-
-    if json_format:
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise SpecError(f"{source}, line {error.lineno}: not valid JSON ({error.msg}); fix the syntax.") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if not json_format:
-            values = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        if json_format:  # valid JSON that YAML cannot read (rare): no line numbers for later errors
-            return values, {}
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise SpecError(f"{source}{line}: not valid YAML ({problem}); fix the syntax.") from None
-    lines: dict[tuple, int] = {}
-    _collect_lines(node, (), lines)
-    return values, lines
-
-
-def _collect_lines(node, path: tuple, lines: dict[tuple, int]) -> None:
-    import yaml
-
-    if node is None:
-        return
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = path + (key.value,)
-            _collect_lines(value, child, lines)
-            lines[child] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _collect_lines(item, path + (index,), lines)
-
-
 # ---------------------------------------------------------------------------------------------------- checking
-_TOP_KEYS = ("name", "output", "seeds", "pretraining", "runs", "evaluations", "report")
-_EVALUATION_KEYS = ("tasks", "probes", "extrapolation", "position_attention")
+_TOP_KEYS = ("name", "output", "seeds", "encoding_modules", "pretraining", "runs", "evaluations", "report")
+_EVALUATION_KEYS = ("tasks", "probes", "extrapolation", "position_attention", "random_init")
 
 
 def parse_spec(values: Any, source: str = "spec", lines: dict[tuple, int] | None = None) -> StudySpec:
@@ -293,6 +254,7 @@ def parse_spec(values: Any, source: str = "spec", lines: dict[tuple, int] | None
     where = Where(source, lines or {})
     mapping = _mapping(values, (), where, "the spec")
     _known_keys(mapping, _TOP_KEYS, (), where, "the spec")
+    _import_encoding_modules(mapping.get("encoding_modules"), where)
     if "runs" not in mapping:
         raise where.error((), "the spec has no 'runs'; list at least one run (e.g. '- variant: rope').")
     if "pretraining" not in mapping:
@@ -300,6 +262,8 @@ def parse_spec(values: Any, source: str = "spec", lines: dict[tuple, int] | None
     name = mapping.get("name", "study")
     if not isinstance(name, str) or not name.strip():
         raise where.error(("name",), f"name must be a non-empty string; got {name!r}.")
+    if not _is_plain_folder_name(name):  # the default output folder is outputs/study-<name>
+        raise where.error(("name",), f"the study name {name!r} {_FOLDER_NAME_RULE}")
     output = mapping.get("output")
     if output is not None and not isinstance(output, str):
         raise where.error(("output",), f"output must be a folder path; got {output!r}.")
@@ -337,7 +301,30 @@ def parse_spec(values: Any, source: str = "spec", lines: dict[tuple, int] | None
         extrapolation=extrapolation,
         position_attention=position,
         report=report,
+        random_init=_random_init(evaluations, tasks, runs, where),
     )
+
+
+def _import_encoding_modules(value: Any, where: Where) -> None:
+    """Your own encodings (hf_posenc.register_encoding): module names or .py paths relative to the spec's folder,
+    imported before the runs are read; the runs' processes inherit them through HF_POSENC_ENCODINGS."""
+    if value is None:
+        return
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise where.error(
+            ("encoding_modules",), f"encoding_modules must be a list of module names or .py paths; got {value!r}."
+        )
+    spec_folder = Path(where.source).parent if Path(where.source).is_file() else None
+    try:
+        hf_posenc.import_encoding_modules(value, relative_to=spec_folder)
+    except (ValueError, FileNotFoundError) as error:
+        raise where.error(("encoding_modules",), str(error)) from None
+
+
+def _random_init(evaluations: dict, tasks: list, runs: list, where: Where):
+    from .baselines import parse_random_init  # the baseline's own module owns its spec section
+
+    return parse_random_init(evaluations, tasks, runs, where)
 
 
 def _mapping(value: Any, path: tuple, where: Where, what: str) -> dict:
@@ -451,8 +438,10 @@ def _check_pretraining(spec: PretrainingSpec, where: Where) -> None:
             raise where.error(path + (name,), f"{name} must be at least 1; got {getattr(spec, name)}.")
     if spec.max_seq_length < 3:
         raise where.error(path + ("max_seq_length",), "max_seq_length must leave room for [CLS], a token and [SEP].")
-    if not spec.learning_rate > 0:
-        raise where.error(path + ("learning_rate",), f"learning_rate must be above 0; got {spec.learning_rate}.")
+    if not 0 < spec.learning_rate < math.inf:
+        raise where.error(
+            path + ("learning_rate",), f"learning_rate must be a finite number above 0; got {spec.learning_rate}."
+        )
     from transformers import TrainingArguments
 
     training_fields = {item.name for item in dataclasses.fields(TrainingArguments)}
@@ -520,11 +509,28 @@ def _format_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+# Run names become folder names (<output>/runs/<name>/seed-<n>): letters, digits and these, nothing that a path
+# could read as a separator, a parent folder or a hidden file.
+_FOLDER_NAME_PUNCTUATION = set("._+=,@-_")
+_MAX_FOLDER_NAME = 120
+_FOLDER_NAME_RULE = (
+    f"is not a plain folder name: use letters, digits and {' '.join(sorted(_FOLDER_NAME_PUNCTUATION))} only, at "
+    f"most {_MAX_FOLDER_NAME} characters, not starting with a dot (no slashes, spaces or '..')."
+)
+
+
+def _is_plain_folder_name(name: str) -> bool:
+    return (
+        0 < len(name) <= _MAX_FOLDER_NAME
+        and not name.startswith(".")
+        and ".." not in name
+        and all(char.isalnum() or char in _FOLDER_NAME_PUNCTUATION for char in name)
+    )
+
+
 def _safe_name(name: Any, path: tuple, where: Where) -> str:
-    if not isinstance(name, str) or not name or any(char in name for char in '/\\:*?"<>| ') or name.startswith("."):
-        raise where.error(
-            path, f"run name {name!r} must be a non-empty folder name without spaces, slashes or a leading dot."
-        )
+    if not isinstance(name, str) or not _is_plain_folder_name(name):
+        raise where.error(path, f"run name {name!r} {_FOLDER_NAME_RULE}")
     return name
 
 
@@ -568,6 +574,16 @@ def _runs(value: Any, default_seeds: list[int], pretraining: PretrainingSpec, wh
         for point in points:
             suffix = "".join(f"-{GRID_ALIASES.get(key, key)}{_format_value(item)}" for key, item in point.items())
             name = group + suffix
+            if not _is_plain_folder_name(name):
+                culprit = next(
+                    (key for key, item in point.items() if not _is_plain_folder_name(f"x{_format_value(item)}")),
+                    next(iter(point), "name"),
+                )
+                raise where.error(
+                    path + ("grid", culprit) if point else path,
+                    f"the grid value {point.get(culprit)!r} of '{culprit}' makes the run name {name!r}, which "
+                    f"{_FOLDER_NAME_RULE} Change the value, or give the run a shorter 'name:'.",
+                )
             if name in first_line:
                 raise where.error(
                     path,
@@ -618,8 +634,8 @@ def _tasks(value: Any, where: Where) -> list[TaskSpec]:
             raise where.error(path, f"task '{name}' is listed twice; list it once.")
         task = _dataclass(TaskSpec, entry, path, where)
         task.seeds = _seeds(task.seeds, path + ("seeds",), where)
-        if not task.learning_rates or any(not rate > 0 for rate in task.learning_rates):
-            raise where.error(path + ("learning_rates",), "learning_rates must be one or more numbers above 0.")
+        if not task.learning_rates or any(not 0 < rate < math.inf for rate in task.learning_rates):
+            raise where.error(path + ("learning_rates",), "learning_rates must be one or more finite numbers above 0.")
         if task.max_steps == 0:
             raise where.error(path + ("max_steps",), "max_steps: 0 fine-tunes nothing; give >= 1, or -1 for epochs.")
         _check_positive(task, ("max_train_samples", "max_eval_samples"), path, where)

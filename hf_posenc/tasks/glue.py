@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Sequence
 from functools import partial
@@ -33,6 +34,20 @@ _BINARY_NLI_LABELS = ("entailment", "not_entailment")
 
 
 def _read_rows(file: Path) -> list[dict]:
+    try:
+        return _decoded_rows(file)
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{file} is not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8, or give the task's "
+            ".tsv, .csv or .jsonl file rather than a binary one."
+        ) from None
+    except csv.Error as error:  # a NUL byte or a broken quote: a binary file or another format
+        raise ValueError(
+            f"{file} cannot be read as {file.suffix.lower()[1:].upper()} ({error}); give a text file."
+        ) from None
+
+
+def _decoded_rows(file: Path) -> list[dict]:
     suffix = file.suffix.lower()
     with open(file, encoding="utf-8", newline="") as handle:
         if suffix in (".json", ".jsonl"):
@@ -61,9 +76,12 @@ def _label(value, label_names: Sequence[str], where: str):
     """A class name (from an id or a name), or a float for regression."""
     if not label_names:
         try:
-            return float(value)
+            score = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{where}: label {value!r} is not a number; this task's label is a score.") from None
+        if not math.isfinite(score):  # one NaN makes every correlation NaN: the run would report no score at all
+            raise ValueError(f"{where}: label {value!r} is not a finite number; fix the score or drop the row.")
+        return score
     if isinstance(value, str) and value in label_names:
         return value
     try:
@@ -99,6 +117,13 @@ def read_task_file(
         )
     examples = []
     for index, row in enumerate(rows):
+        # A JSON line may leave a column out; a short CSV or TSV row reads it as None.
+        missing = [column for column in needed if row.get(column) is None]
+        if missing:
+            raise ValueError(
+                f"{file}, example {index + 1}: no value in the column(s) {', '.join(missing)}; every example needs "
+                f"{', '.join(needed)}. Fill them in or drop the row."
+            )
         texts = {column: row[column] for column in text_columns}
         if any(not isinstance(text, str) for text in texts.values()):
             raise ValueError(f"{file}, example {index + 1}: an empty or non-text value in {', '.join(text_columns)}.")

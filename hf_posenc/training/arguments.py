@@ -73,8 +73,17 @@ def training_defaults() -> dict[str, Any]:
 class ModelArguments:
     """Which model to pretrain: the variant, a size preset and config overrides."""
 
-    variant: str = field(default="rope", metadata={"help": f"positional encoding: {', '.join(hf_posenc.VARIANTS)}"})
-    size: str = field(default="tiny", metadata={"help": f"size preset: {', '.join(SIZE_PRESETS)}"})
+    variant: str | None = field(
+        default=None, metadata={"help": f"positional encoding: {', '.join(hf_posenc.VARIANTS)} (default rope)"}
+    )
+    size: str | None = field(default=None, metadata={"help": f"size preset: {', '.join(SIZE_PRESETS)} (default tiny)"})
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "continue pretraining a saved hf_posenc masked LM (a folder, or a Hub id): its config, weights and "
+            "(unless --tokenizer_name) tokenizer; the variant and size are then the model's"
+        },
+    )
     config_overrides: str | None = field(
         default=None,
         metadata={
@@ -82,6 +91,12 @@ class ModelArguments:
             "PretrainedConfig.update_from_string: the field's default gives the value's type)"
         },
     )
+
+    def __post_init__(self) -> None:
+        # A new model defaults to a tiny rope; a saved one brings its own variant and size (see model_config).
+        if self.model_name_or_path is None:
+            self.variant = self.variant or "rope"
+            self.size = self.size or "tiny"
 
 
 @dataclass
@@ -117,6 +132,15 @@ class DataArguments:
     preprocessing_num_workers: int | None = field(
         default=None, metadata={"help": "processes that tokenize (default: one, the fast tokenizer uses all cores)"}
     )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "train on the first N packed blocks only (debugging, quick runs)"}
+    )
+    max_eval_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "evaluate on the first N held-out blocks only (the final evaluation reads them all by default)"
+        },
+    )
     streaming: bool = field(
         default=False,
         metadata={"help": "read, tokenize and pack the text while training, nothing prepared (needs --max_steps)"},
@@ -126,6 +150,25 @@ class DataArguments:
         default=10,
         metadata={"help": "streaming without --validation_file: hold out the first N documents of the first file"},
     )
+    document_aware_packing: bool = field(
+        default=False,
+        metadata={
+            "help": "blocks still pack several documents, but attention stays inside each document and positions "
+            "restart at each one (default: plain concatenation, attention across documents, as BERT)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(
+                    f"--{name} must be at least 1 block (got {getattr(self, name)}); leave it out for all."
+                )
+        if self.document_aware_packing and self.streaming:
+            raise ValueError(
+                "--document_aware_packing needs the prepared corpus (it stores each token's document) and cannot be "
+                "used with --streaming yet; drop one of the two."
+            )
 
 
 @dataclass

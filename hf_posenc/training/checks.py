@@ -7,6 +7,7 @@ probability that leaves a masked token in every batch.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -24,17 +25,22 @@ _LISTED_FILES = 5
 
 def check_arguments(model_args, variant_args, data_args, run_args, training_args) -> None:
     """Everything that can be wrong with the arguments, checked before any download or training."""
-    if model_args.size not in SIZE_PRESETS:
+    if model_args.size is not None and model_args.size not in SIZE_PRESETS:
         raise ValueError(f"Unknown --size {model_args.size!r}; choose one of {', '.join(SIZE_PRESETS)}.")
     if data_args.corpus not in data.CORPORA:
         raise ValueError(f"Unknown --corpus {data_args.corpus!r}; choose one of {', '.join(data.CORPORA)}.")
     for flag in ("train_file", "validation_file"):
         _check_text_file(flag, getattr(data_args, flag))
+    _check_validation_differs(data_args.train_file, data_args.validation_file)
     if data_args.tokenizer_name is not None and not Path(data_args.tokenizer_name).exists():
         raise FileNotFoundError(
             f"--tokenizer_name {data_args.tokenizer_name} is not a folder here; give a saved tokenizer folder."
         )
     _check_numbers(data_args, run_args)
+    if not 0 < training_args.learning_rate < math.inf:
+        raise ValueError(
+            f"--learning_rate must be a finite number above 0; got {training_args.learning_rate} (BERT used 1e-4)."
+        )
     _check_data_source(data_args, training_args)
     # The model's own checks (head sizes, w and s, ...) run now, with a stand-in vocabulary size.
     config = build_config(model_args, variant_args, data_args.vocab_size or 8000, pad_token_id=0)
@@ -47,6 +53,13 @@ def check_arguments(model_args, variant_args, data_args, run_args, training_args
             f"table of '{model_args.variant}', which cannot extrapolate; lower --max_seq_length or raise "
             "max_position_embeddings with --config_overrides."
         )
+    if data_args.document_aware_packing:
+        problem = hf_posenc.ENCODINGS[model_args.variant](config).document_restart_problem()
+        if problem is not None:
+            raise ValueError(
+                f"--document_aware_packing cannot be used with '{model_args.variant}': {problem}. Leave "
+                "--document_aware_packing off for this variant."
+            )
     if training_args.push_to_hub and not training_args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id USER/NAME (the repository to create or update).")
     check_output_dir(
@@ -74,6 +87,53 @@ def _check_text_file(flag: str, path: str | None) -> None:
         raise FileNotFoundError(f"--{flag} {path} does not exist; give the path of a text file.")
 
 
+def _same_content(first: Path, second: Path) -> bool:
+    if first.stat().st_size != second.stat().st_size:
+        return False
+    digests = []
+    for path in (first, second):
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+        digests.append(digest.digest())
+    return digests[0] == digests[1]
+
+
+def _check_validation_differs(train_file: str | None, validation_file: str | None) -> None:
+    """Evaluating on the training text measures memory, not the model: its perplexity would look far too good."""
+    if train_file is None or validation_file is None:
+        return
+    train, validation = Path(train_file), Path(validation_file)
+    if train.resolve() == validation.resolve():
+        what = "is the same file as"
+    elif _same_content(train, validation):
+        what = "holds the same text as"
+    else:
+        return
+    raise ValueError(
+        f"--validation_file {validation_file} {what} --train_file {train_file}, so the evaluation would score text "
+        "the model trained on; give held-out text, or drop --validation_file to hold out --validation_fraction of "
+        "the documents."
+    )
+
+
+def check_prepared_folder(data_args) -> None:
+    """Without text named (--train_file, --dataset_name), --prepared_dataset names a corpus prepared earlier: a
+    folder that is not there is a mistyped path, and preparing the built-in corpus in its place would train on
+    text the user never chose."""
+    if not data_args.prepared_dataset or data_args.train_file or data_args.dataset_name:
+        return
+    folder = Path(data_args.prepared_dataset).expanduser()
+    if not folder.exists():
+        raise FileNotFoundError(
+            f"--prepared_dataset {data_args.prepared_dataset} does not exist. Without --train_file or --dataset_name "
+            "it names a corpus prepared earlier: check the path. To prepare text into a new folder, name the text "
+            f"(--train_file, --dataset_name), or create the folder first to prepare the built-in corpus "
+            f"'{data_args.corpus}' in it."
+        )
+
+
 def _check_data_source(data_args, training_args) -> None:
     """--streaming and --prepared_dataset: what they need and what they exclude."""
     if data_args.streaming:
@@ -86,11 +146,13 @@ def _check_data_source(data_args, training_args) -> None:
             raise ValueError(
                 "--streaming prepares nothing, so --prepared_dataset has no use with it; drop one of the two."
             )
-    if data_args.prepared_dataset and Path(data_args.prepared_dataset).exists():
-        if not Path(data_args.prepared_dataset).is_dir():
+    if data_args.prepared_dataset and Path(data_args.prepared_dataset).expanduser().exists():
+        if not Path(data_args.prepared_dataset).expanduser().is_dir():
             raise FileExistsError(
                 f"--prepared_dataset {data_args.prepared_dataset} is a file; give a folder (created if missing)."
             )
+    if not data_args.streaming:
+        check_prepared_folder(data_args)
 
 
 def _check_numbers(data_args, run_args) -> None:

@@ -16,6 +16,10 @@ Every source goes through the on-disk pipeline of :mod:`hf_posenc.data.prepare`:
 ``--dataset_name``, trains on it as it is, with the tokenizer saved inside it: a corpus prepared on one machine can be
 copied to another that does not have the text.
 
+``--document_aware_packing`` prepares (under another cache key) the same blocks with each token's document
+(``document_ids``), which the model reads to mask attention at document boundaries and restart positions; without it
+a ``document_ids`` column is dropped, so a run is plain concatenation whatever folder it reads.
+
 With ``--streaming`` nothing is prepared: :mod:`hf_posenc.data.streaming` reads, tokenizes and packs the text while
 training (see there).
 """
@@ -38,6 +42,7 @@ from transformers import AutoTokenizer
 from .. import data
 from ..data.prepare import METADATA_FILE
 from ..storage import cache_dir, private_folder
+from .checks import check_prepared_folder
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +66,8 @@ class PretrainingData:
 def load_pretraining_data(data_args, seed: int) -> PretrainingData:
     """Find the text `data_args` names, train (or load) the tokenizer and prepare (or find in the cache) the packed
     blocks of both splits; with ``--streaming``, the whole stream (accelerate gives each process its part)."""
+    if not data_args.streaming:
+        check_prepared_folder(data_args)
     prepared_folder = Path(data_args.prepared_dataset).expanduser() if data_args.prepared_dataset else None
     if (
         prepared_folder is not None
@@ -98,17 +105,35 @@ def load_pretraining_data(data_args, seed: int) -> PretrainingData:
         seed=seed,
         output_folder=prepared_folder,
         num_proc=data_args.preprocessing_num_workers,
+        document_aware=data_args.document_aware_packing,
     )
     # One line per process, so that a launch shows (and a test counts) that only one process tokenized.
     print(f"{'prepared' if prepared.built else 'reused'} the pretraining corpus in {prepared.folder}", flush=True)
-    train, validation = prepared.datasets()
+    train, validation = _with_document_ids_if_asked(data_args, *prepared.datasets(), prepared.folder)
     return PretrainingData(train, validation, tokenizer, description, tokenizer_description)
+
+
+def _with_document_ids_if_asked(data_args, train, validation, folder: Path):
+    """The splits with their ``document_ids`` column when --document_aware_packing asks for it (refusing a folder
+    prepared without), and without it otherwise (the model would read it)."""
+    has_documents = "document_ids" in train.column_names
+    if data_args.document_aware_packing and not has_documents:
+        raise ValueError(
+            f"--document_aware_packing needs each token's document, but the corpus in {folder} was prepared without "
+            "them; prepare it again with --document_aware_packing into another --prepared_dataset folder (or leave "
+            "--prepared_dataset out to use the cache)."
+        )
+    if not data_args.document_aware_packing and has_documents:
+        train, validation = train.remove_columns("document_ids"), validation.remove_columns("document_ids")
+    return train, validation
 
 
 def _read_prepared(data_args, folder: Path) -> PretrainingData:
     """A folder prepared earlier (possibly on another machine): its blocks and the tokenizer saved with them."""
     tokenizer = AutoTokenizer.from_pretrained(data_args.tokenizer_name or str(folder / "tokenizer"))
-    train, validation = data.load_prepared_datasets(folder, tokenizer=tokenizer)
+    train, validation = _with_document_ids_if_asked(
+        data_args, *data.load_prepared_datasets(folder, tokenizer=tokenizer), folder
+    )
     metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
     if metadata.get("max_seq_length") != data_args.max_seq_length:
         raise ValueError(
@@ -184,6 +209,7 @@ def _cached_wordpiece_tokenizer(data_args, train_files: list[Path]):
             try:
                 tokenizer = AutoTokenizer.from_pretrained(str(target))
                 print(f"reused the tokenizer in {target}", flush=True)
+                _announce_smaller_vocabulary(tokenizer, vocab_size)
                 return tokenizer
             except Exception as error:  # a damaged cached tokenizer is trained again, never trusted
                 logger.warning("The cached tokenizer in %s cannot be read (%s); training it again.", target, error)
@@ -199,7 +225,19 @@ def _cached_wordpiece_tokenizer(data_args, train_files: list[Path]):
             shutil.rmtree(target)
         building.replace(target)
     print(f"trained the tokenizer on {data_args.tokenizer_sample:,} lines at most, kept in {target}", flush=True)
+    _announce_smaller_vocabulary(tokenizer, vocab_size)
     return tokenizer
+
+
+def _announce_smaller_vocabulary(tokenizer, vocab_size: int) -> None:
+    """WordPiece stops when the text has no more pairs to merge, so a small corpus gives fewer tokens than asked:
+    say so when it happens, since the model's embedding table is sized by the tokenizer, not by --vocab_size."""
+    if len(tokenizer) < vocab_size:
+        print(
+            f"note: the text yields a vocabulary of {len(tokenizer):,} tokens, fewer than --vocab_size {vocab_size:,} "
+            f"(WordPiece found nothing more to merge); the model is built with {len(tokenizer):,}",
+            flush=True,
+        )
 
 
 def _file_identity(path: Path) -> dict:

@@ -72,8 +72,38 @@ def variant_settings(variant: str, variant_args=None) -> dict[str, Any]:
     return settings
 
 
+def saved_model_config(model_args, variant_args) -> hf_posenc.PosEncConfig:
+    """The config of ``--model_name_or_path``, which must be an hf_posenc masked LM; fills in ``model_args.variant``.
+    Flags that would describe another model (a variant, a size, overrides, variant parameters) are refused."""
+    from transformers import AutoConfig
+
+    path = model_args.model_name_or_path
+    config = AutoConfig.from_pretrained(path)  # hf_posenc's model types are registered: no remote code runs
+    variant = next((name for name, cls in hf_posenc.VARIANTS.items() if cls.model_type == config.model_type), None)
+    if variant is None:
+        raise ValueError(
+            f"--model_name_or_path {path} is a {config.model_type!r} model; continuing pretraining takes an hf_posenc "
+            f"variant ({', '.join(hf_posenc.VARIANTS)}). To start a new model, leave --model_name_or_path out."
+        )
+    if model_args.variant not in (None, variant):
+        raise ValueError(f"--variant {model_args.variant} contradicts {path}, a '{variant}' model; drop --variant.")
+    given = [f"--{name}" for name in ("size", "config_overrides") if getattr(model_args, name) is not None]
+    if variant_args is not None:
+        given += [f"--{item.name}" for item in fields(variant_args) if getattr(variant_args, item.name) is not None]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)} would change the model saved in {path}; continuing pretraining keeps its config. "
+            "Drop them, or start a new model without --model_name_or_path."
+        )
+    model_args.variant = variant
+    return config
+
+
 def build_config(model_args, variant_args, vocab_size: int, pad_token_id: int) -> hf_posenc.PosEncConfig:
-    """The config to pretrain: `model_args.size`'s preset, the vocabulary, the variant's flags, the overrides."""
+    """The config to pretrain: the saved model's with ``--model_name_or_path``; otherwise `model_args.size`'s preset,
+    the vocabulary, the variant's flags, the overrides."""
+    if model_args.model_name_or_path is not None:
+        return saved_model_config(model_args, variant_args)
     settings = {
         **SIZE_PRESETS[model_args.size],
         "vocab_size": vocab_size,

@@ -29,8 +29,10 @@ measured, and recorded with the mean of its logged losses.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import datasets
 from transformers import AutoModelForMaskedLM, Trainer, TrainerCallback, TrainerState, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -38,14 +40,16 @@ from .. import data
 from ..analysis.callback import LocalitySymmetryCallback, probe_batch_from_dataset
 from ..analysis.metrics import attention_results
 from ..analysis.model_attention import summarize_model
-from ..results import PretrainResult, json_safe, perplexity
+from ..results import PLOTS_FOLDER, PretrainResult, json_safe, perplexity
 from .checks import check_arguments, check_data
 from .corpus import load_pretraining_data
+from .guards import CheckpointSpaceGuard, DivergenceGuard
 from .model_config import build_config
 
 
-class PretrainingTrainer(Trainer):
-    """A Trainer whose evaluation keeps the last, partial batch. `dataloader_drop_last` keeps training batches full;
+class PretrainingTrainer(CheckpointSpaceGuard, Trainer):
+    """A Trainer whose checkpoint saves clean up after a full disk (`CheckpointSpaceGuard`) and whose evaluation
+    keeps the last, partial batch. `dataloader_drop_last` keeps training batches full;
     applied to evaluation too, it would drop a validation split smaller than one batch entirely, and with it the
     evaluation loss."""
 
@@ -58,6 +62,59 @@ class PretrainingTrainer(Trainer):
             self.args.dataloader_drop_last = drop_last
 
 
+# What a pretraining run writes into its --output_dir (besides the model's own code files, *.py).
+RUN_OUTPUTS = (
+    "checkpoint-*",
+    "runs",
+    PLOTS_FOLDER,
+    PretrainResult.FILE_NAME,
+    "config.json",
+    "*.safetensors",
+    "training_args.bin",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "configuration_posenc.py",
+    "modeling_posenc.py",
+    "positional*.py",
+)
+
+
+def first_blocks(corpus, data_args):
+    """The corpus cut to ``--max_train_samples``/``--max_eval_samples`` blocks, as run_mlm.py cuts its datasets."""
+    for split, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
+        if limit is None:
+            continue
+        blocks = getattr(corpus, split)
+        if isinstance(blocks, datasets.IterableDataset):
+            setattr(corpus, split, blocks.take(limit))
+        elif limit < len(blocks):
+            setattr(corpus, split, blocks.select(range(limit)))
+    return corpus
+
+
+def clear_earlier_run(output_dir: Path) -> list[str]:
+    """With --overwrite_output_dir, remove what an earlier run wrote there (its checkpoints, TensorBoard events,
+    plots, model and results), so two runs' curves and checkpoints never mix; anything else is left and named."""
+    if not output_dir.is_dir():
+        return []
+    removed = sorted({path for pattern in RUN_OUTPUTS for path in output_dir.glob(pattern)})
+    for path in removed:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    kept = sorted(entry.name for entry in output_dir.iterdir())
+    if removed:
+        print(
+            f"--overwrite_output_dir: removed the earlier run's {', '.join(path.name for path in removed)} from "
+            f"{output_dir}" + (f"; left {', '.join(kept)} (not pretraining's)" if kept else ""),
+            flush=True,
+        )
+    return [path.name for path in removed]
+
+
 def pretrain(
     model_args,
     data_args,
@@ -68,19 +125,37 @@ def pretrain(
 ) -> PretrainResult:
     """Pretrain one model; see the module docstring. `variant_args` is None when no variant parameter is set;
     `callbacks` are added to the Trainer."""
+    if (
+        model_args.model_name_or_path
+        and data_args.tokenizer_name is None
+        and Path(model_args.model_name_or_path).is_dir()
+    ):
+        data_args.tokenizer_name = model_args.model_name_or_path  # continue with the model's own tokenizer
     check_arguments(model_args, variant_args, data_args, run_args, training_args)
+    if run_args.overwrite_output_dir and not training_args.resume_from_checkpoint and training_args.process_index == 0:
+        clear_earlier_run(Path(training_args.output_dir))
     set_seed(training_args.seed)
     with training_args.main_process_first(desc="corpus and tokenizer"):
-        corpus = load_pretraining_data(data_args, seed=training_args.seed)
+        corpus = first_blocks(load_pretraining_data(data_args, seed=training_args.seed), data_args)
     num_train_blocks = None if corpus.streaming else len(corpus.train)  # a stream's length is not known
     check_data(data_args, training_args, num_train_blocks, len(corpus.validation))
     config = build_config(model_args, variant_args, len(corpus.tokenizer), corpus.tokenizer.pad_token_id)
-    # The length of the training blocks, saved in config.json with the model: `hf-posenc extrapolate` reads it.
-    config.trained_max_length = data_args.max_seq_length
-    model = AutoModelForMaskedLM.from_config(config)
+    # The longest block length the model has been trained on (by this run or, when continuing, an earlier one),
+    # saved in config.json with the model: `hf-posenc extrapolate` reads it.
+    config.trained_max_length = max(data_args.max_seq_length, getattr(config, "trained_max_length", None) or 0)
+    if model_args.model_name_or_path is None:
+        model = AutoModelForMaskedLM.from_config(config)
+    else:
+        if len(corpus.tokenizer) != config.vocab_size:
+            raise ValueError(
+                f"the tokenizer has {len(corpus.tokenizer)} tokens but {model_args.model_name_or_path} was trained with "
+                f"{config.vocab_size}; pass --tokenizer_name with the tokenizer the model was pretrained with."
+            )
+        model = AutoModelForMaskedLM.from_pretrained(model_args.model_name_or_path, config=config)
     if training_args.local_process_index == 0:
         print(
-            f"{model_args.variant} ({model_args.size}): {model.num_parameters() / 1e6:.2f}M parameters, "
+            f"{model_args.variant} ({model_args.size or model_args.model_name_or_path}): "
+            f"{model.num_parameters() / 1e6:.2f}M parameters, "
             f"{'streamed' if corpus.streaming else len(corpus.train)} training and {len(corpus.validation)} "
             "validation blocks of "
             f"{data_args.max_seq_length} tokens"
@@ -251,6 +326,7 @@ def _trainer(model, corpus, data_args, run_args, training_args, callbacks):
         processing_class=corpus.tokenizer,
         callbacks=[collator.epoch_callback(), *callbacks],
     )
+    DivergenceGuard.install(trainer)  # before the metrics callback, whose measurement of a diverged model fails
     metrics_callback = None
     if run_args.posenc_metrics:
         metrics_callback = LocalitySymmetryCallback.install(

@@ -23,14 +23,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..readings import chance_verdict, majority_label
-from ..results import FinetuneResult
+from ..results import FinetuneResult, weights_fingerprint
 from ..storage import atomic_output, require_model_folder
 from ..tasks.base import Task, TaskKind
 from ..tasks.registry import get_task
-from .finetune import FinetuneArguments, finetune, load_classifier, load_tokenizer, predict, references
+from .finetune import (
+    FinetuneArguments,
+    default_epochs,
+    default_learning_rate,
+    finetune,
+    load_classifier,
+    load_tokenizer,
+    predict,
+    references,
+    saved_config,
+)
 
 __all__ = [
-    "DEFAULT_LEARNING_RATES",
     "DEFAULT_MAX_EVAL_SAMPLES",
     "DEFAULT_MAX_TRAIN_SAMPLES",
     "chance_scores",
@@ -45,7 +54,6 @@ TABLE_FILE = "finetune_table.txt"
 # Small enough that one task fine-tunes a tiny model in a few minutes on two CPU cores.
 DEFAULT_MAX_TRAIN_SAMPLES = 2000
 DEFAULT_MAX_EVAL_SAMPLES = 1000
-DEFAULT_LEARNING_RATES = (1e-4,)
 DEFAULT_SEEDS = (42,)
 
 
@@ -229,17 +237,11 @@ def format_finetune_table(result: FinetuneResult) -> str:
     return "\n".join(lines)
 
 
-def _quietly(load, *args, **kwargs):
-    """``load(...)`` without transformers' load report, which every cell would print: a fresh head's weights are
-    missing and the masked-LM head's unused, by design."""
-    from transformers.utils import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    try:
-        return load(*args, **kwargs)
-    finally:
-        logging.set_verbosity(level)
+# TrainingArguments fields that change how a run reports, not what it computes: a rerun that changes only these
+# continues the earlier cells.
+SCORE_NEUTRAL_OPTIONS = frozenset(
+    {"report_to", "disable_tqdm", "logging_steps", "logging_strategy", "logging_first_step", "run_name", "project"}
+)
 
 
 def _previous_result(
@@ -256,6 +258,12 @@ def _previous_result(
             f"{earlier.settings.get('model_path', earlier.model)!r}, not of {model_path!r}; choose another "
             "--output_dir or pass --overwrite_output_dir to replace them."
         )
+    if "model_weights" in earlier.settings and earlier.settings["model_weights"] != settings["model_weights"]:
+        raise FileExistsError(
+            f"{FinetuneResult.path_in(output_dir)} holds the results of other weights than those now in {model_path} "
+            "(the model was retrained or replaced since); choose another --output_dir, or pass "
+            "--overwrite_output_dir to score the new weights from scratch."
+        )
     if earlier.settings != settings:
         changed = sorted(
             key for key in set(settings) | set(earlier.settings) if settings.get(key) != earlier.settings.get(key)
@@ -271,7 +279,7 @@ def finetune_tasks(
     model_dir: str | Path,
     tasks: Sequence[str | Task],
     *,
-    learning_rates: Sequence[float] = DEFAULT_LEARNING_RATES,
+    learning_rates: Sequence[float] | None = None,
     seeds: Sequence[int] = DEFAULT_SEEDS,
     training: FinetuneArguments | None = None,
     output_dir: str | Path | None = None,
@@ -297,6 +305,17 @@ def finetune_tasks(
         raise ValueError("no task to fine-tune on; name at least one with --task NAME.")
     for task in task_list:  # before anything trains
         check_data_files(task, data_files)
+    training = training or FinetuneArguments()
+    config = saved_config(model_dir)
+    if learning_rates is None:
+        learning_rates = [default_learning_rate(config)]
+        log(
+            f"learning rate {learning_rates[0]:g}: the default for this model's width (pass --learning_rates to choose)"
+        )
+    if training.num_train_epochs is None:
+        training = dataclasses.replace(training, num_train_epochs=default_epochs(config))
+        if training.max_steps <= 0:  # max_steps, when set, decides the length instead
+            log(f"{training.num_train_epochs:g} epochs: the default for this model's width (pass --num_train_epochs)")
     if not learning_rates or any(not 0 < rate < math.inf for rate in learning_rates):
         raise ValueError(f"--learning_rates must be one or more finite numbers above 0 (got {list(learning_rates)}).")
     if not seeds:
@@ -307,11 +326,14 @@ def finetune_tasks(
     for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be at least 1 (got {value}); leave it out to use the whole split.")
-    training = training or FinetuneArguments()
     output_dir = Path(output_dir) if output_dir is not None else Path("outputs") / f"finetune-{model_dir.name}"
     settings = {
         "model_path": str(model_dir.resolve()),
+        "model_weights": weights_fingerprint(model_dir),
         **{key: value for key, value in dataclasses.asdict(training).items() if key not in ("learning_rate", "seed")},
+        "trainer_options": {
+            key: value for key, value in training.trainer_options.items() if key not in SCORE_NEUTRAL_OPTIONS
+        },
         "max_train_samples": max_train_samples,
         "max_eval_samples": max_eval_samples,
         "data_files": {split: str(path) for split, path in sorted((data_files or {}).items()) if path is not None},
@@ -342,49 +364,48 @@ def finetune_tasks(
             continue
         splits = load_task_splits(task, data_files, max_train_samples, max_eval_samples)
         chance = chance_scores(task, splits[task.report_split])
-        for rate in learning_rates:
-            for seed in seeds:
-                if (task.name, rate, seed) in done:
-                    log(f"{task.name} lr={rate:g} seed={seed}: done before, skipped")
-                    continue
-                started = time.perf_counter()
-                set_seed(seed)  # the fresh head is drawn at load time
-                model = _quietly(load_classifier, model_dir, task, trust_remote_code=trust_remote_code)
-                if result is None:
-                    result = FinetuneResult(model=model_name or model_dir.name, model_type=model.config.model_type)
-                    result.settings = settings
-                arguments = dataclasses.replace(training, learning_rate=rate, seed=seed)
-                trainer = finetune(
-                    model,
-                    token_processor,
-                    splits[task.train_split],
-                    output_dir=output_dir / "trainer",
-                    task=task,
-                    arguments=arguments,
-                )
+        for number, (_, rate, seed) in enumerate(grid, start=1):
+            cell_name = f"{task.name} lr={rate:g} seed={seed}"
+            if (task.name, rate, seed) in done:
+                log(f"{cell_name}: done before, skipped")
+                continue
+            log(f"{cell_name} (cell {number}/{len(grid)}): fine-tuning on {len(splits[task.train_split])} examples")
+            started = time.perf_counter()
+            set_seed(seed)  # the fresh head is drawn at load time
+            model = load_classifier(model_dir, task, trust_remote_code=trust_remote_code)
+            if result is None:
+                result = FinetuneResult(model=model_name or model_dir.name, model_type=model.config.model_type)
+                result.settings = settings
+            arguments = dataclasses.replace(training, learning_rate=rate, seed=seed)
+            trainer = finetune(
+                model,
+                token_processor,
+                splits[task.train_split],
+                output_dir=output_dir / "trainer" / f"{task.name}-lr{rate:g}-seed{seed}",  # its own TensorBoard run
+                task=task,
+                arguments=arguments,
+            )
 
-                def score(split: str | None) -> dict | None:
-                    if split is None:
-                        return None
-                    examples = splits[split]
-                    predicted = predict(trainer, examples, task, arguments.max_seq_length)
-                    return task.score(predicted, references(examples, task))
+            def score(split: str | None) -> dict | None:
+                if split is None:
+                    return None
+                examples = splits[split]
+                predicted = predict(trainer, examples, task, arguments.max_seq_length)
+                return task.score(predicted, references(examples, task))
 
-                cell = {
-                    "task": task.name,
-                    "learning_rate": rate,
-                    "seed": seed,
-                    "selection": score(task.selection_split),
-                    "report": score(task.report_split),
-                    "train_examples": len(splits[task.train_split]),
-                    "seconds": round(time.perf_counter() - started, 1),
-                }
-                result.cells.append(cell)
-                result.save(output_dir)
-                main = cell["report"].get(task.main_metric)
-                log(
-                    f"{task.name} lr={rate:g} seed={seed}: {task.report_split} {task.main_metric} {main:.4f} ({cell['seconds']} s)"
-                )
+            cell = {
+                "task": task.name,
+                "learning_rate": rate,
+                "seed": seed,
+                "selection": score(task.selection_split),
+                "report": score(task.report_split),
+                "train_examples": len(splits[task.train_split]),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            result.cells.append(cell)
+            result.save(output_dir)
+            main = cell["report"].get(task.main_metric)
+            log(f"{cell_name}: {task.report_split} {task.main_metric} {main:.4f} ({cell['seconds']} s)")
         task_cells = [cell for cell in result.cells if (cell["task"], cell["learning_rate"], cell["seed"]) in grid]
         result.tasks[task.name] = {
             **summarize_task(task, task_cells, chance, len(splits[task.report_split])),

@@ -215,3 +215,66 @@ def test_the_plot_draws_lengths_beyond_the_trained_length_hollow_and_names_them(
     # And the real PNG.
     monkeypatch.undo()
     assert extrapolation.plot_extrapolation(results, tmp_path / "plot.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------ context-extension scalings
+def test_a_rope_scaling_is_applied_to_a_copy_and_recorded(tmp_path, tiny_tokenizer):
+    folder = save_tiny(tmp_path / "rope", "rope", tiny_tokenizer, trained_max_length=16)
+    plain = extrapolate(folder, [16, 40], DOCUMENTS)
+    yarn = extrapolate(folder, [16, 40], DOCUMENTS, rope_scaling={"rope_type": "yarn", "factor": 4})
+    assert plain.rope_scaling is None
+    # The scaling extends from the trained length, which it was not given.
+    assert yarn.rope_scaling == {"rope_type": "yarn", "factor": 4, "original_max_position_embeddings": 16}
+    assert [item.loss for item in yarn.measurements] != [item.loss for item in plain.measurements]
+    assert json.loads((folder / "config.json").read_text()).get("rope_context_scaling") is None  # the saved model
+    linear = extrapolate(folder, [16], DOCUMENTS, rope_scaling={"rope_type": "linear", "factor": 2})
+    assert linear.rope_scaling == {"rope_type": "linear", "factor": 2}
+    assert ExtrapolationResult.from_dict(yarn.to_dict()).rope_scaling == yarn.rope_scaling
+
+
+def test_a_scaling_is_refused_for_a_model_without_rotary_frequencies(tmp_path, tiny_tokenizer):
+    folder = save_tiny(tmp_path / "alibi", "alibi", tiny_tokenizer)
+    with pytest.raises(ValueError, match="--rope_scaling applies to rope models; .* is a posenc_alibi model"):
+        extrapolate(folder, [16], DOCUMENTS, rope_scaling={"rope_type": "yarn", "factor": 4})
+    rope = save_tiny(tmp_path / "rope", "rope", tiny_tokenizer)
+    with pytest.raises(ValueError, match="rope_context_scaling of type 'yarn' lacks"):
+        extrapolate(rope, [16], DOCUMENTS, rope_scaling={"rope_type": "yarn"})
+
+
+# ------------------------------------------------------------------------------------------ bounded memory
+def test_memory_per_forward_is_bounded(monkeypatch):
+    config = tiny_config("alibi")  # 4 heads, 2 layers
+    assert extrapolation.block_limits(config, 64, 4) == (128, 4)  # TOKENS_PER_BATCH // 64 blocks, all 4 measured
+    monkeypatch.setattr(extrapolation, "ATTENTION_BUDGET_BYTES", 3 * 4 * 64 * 64 * 4 * 10)  # ten blocks' matrices
+    assert extrapolation.block_limits(config, 64, 4) == (10, 4)
+    assert extrapolation.block_limits(config, 16384, 4) == (1, 1)  # never below one block
+
+
+def test_a_length_that_cannot_fit_is_refused_before_any_length_runs(tmp_path, tiny_tokenizer, monkeypatch):
+    folder = save_tiny(tmp_path / "alibi", "alibi", tiny_tokenizer)
+    measured = []
+    monkeypatch.setattr(extrapolation, "_measure", lambda *arguments: measured.append(arguments[3]))
+    # One block of 4096 tokens keeps (2 layers + 3) x 4 heads x 4096^2 x 4 bytes = 1.25 GiB of attention.
+    monkeypatch.setattr(extrapolation, "available_memory", lambda device: 2**30)
+    with pytest.raises(ValueError, match=r"--lengths 4096: one block of 4096 tokens .* needs at least 1\.2 GiB .*"
+                       r"more than the 1\.0 GiB free on cpu; drop it \(the others, 16, fit\)"):  # fmt: skip
+        extrapolate(folder, [16, 4096], DOCUMENTS, save_to=tmp_path / "out")
+    assert measured == [] and not (tmp_path / "out").exists()
+    assert extrapolation.available_memory("cpu") is not None  # /proc/meminfo is read on Linux
+
+
+def test_each_length_is_saved_as_soon_as_it_is_measured(tmp_path, tiny_tokenizer, monkeypatch):
+    folder = save_tiny(tmp_path / "alibi", "alibi", tiny_tokenizer, trained_max_length=16)
+    real_measure = extrapolation._measure
+
+    def fail_at_the_second_length(model, stream, masked, length, *rest):
+        if length == 24:
+            raise MemoryError("out of memory at 24 tokens")
+        return real_measure(model, stream, masked, length, *rest)
+
+    monkeypatch.setattr(extrapolation, "_measure", fail_at_the_second_length)
+    with pytest.raises(MemoryError):
+        extrapolate(folder, [16, 24], DOCUMENTS, save_to=tmp_path / "out")
+    saved = ExtrapolationResult.load(tmp_path / "out")
+    assert [item.length for item in saved.measurements] == [16] and saved.measurements[0].loss is not None
+    assert saved.measurements[0].metric_blocks == 4

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hf_posenc.analysis import log_keys, metrics
-from hf_posenc.analysis.callback import flatten_for_logging
+from hf_posenc.analysis.callback import distance_bin_name, flatten_for_logging, split_for_console
 
 
 def softmax_layers(count: int, heads: int, size: int, seed: int) -> tuple[torch.Tensor, ...]:
@@ -42,8 +42,19 @@ def test_modules_import_without_matplotlib():
 
 
 def test_log_keys_written_by_the_callback_are_the_ones_the_plots_read():
-    summary = metrics.summarize(softmax_layers(3, 2, 9, seed=3))
+    layers = softmax_layers(3, 2, 9, seed=3)
+    input_ids = torch.tensor([[1, 5, 5, 5, 2, 5, 5, 5, 2], [1, 5, 5, 5, 5, 5, 5, 5, 2]])
+    summary = metrics.summarize(layers, input_ids=input_ids, special_token_ids={"cls": 1, "sep": 2})
     logs = flatten_for_logging(summary, per_head=True)
+    profile = summary["distance_bins"]
+    bins = {distance_bin_name(*limits): value for limits, value in zip(profile["ranges"], profile["mean"])}
+    assert list(bins)[:5] == [
+        "distance_left_8",
+        "distance_left_4-7",
+        "distance_left_2-3",
+        "distance_left_1",
+        "distance_self",
+    ]
     parsed = {key: log_keys.parse_metric_key(key) for key in logs}
     assert all(named is not None for named in parsed.values())
     assert parsed["posenc/locality"] == log_keys.MetricKey("locality")
@@ -51,13 +62,20 @@ def test_log_keys_written_by_the_callback_are_the_ones_the_plots_read():
     assert parsed["posenc/layer_1/head_0/symmetry_scale_aware"] == log_keys.MetricKey("symmetry_scale_aware", 1, 0)
     for key, named in parsed.items():
         assert log_keys.metric_key(*named) == key
-        if named.layer is None:
+        if named.metric in bins:
+            expected = bins[named.metric]
+        elif named.layer is None:
             expected = summary[named.metric]
         elif named.head is None:
             expected = summary["per_layer"][named.metric][named.layer]
         else:
             expected = summary["per_head"][named.metric][named.layer][named.head]
         assert logs[key] == pytest.approx(expected)
+    assert {"posenc/sink_cls", "posenc/layer_2/head_1/sink_sep", "posenc/distance_right_4-7"} <= set(logs)
+    # The console (trainer.log) gets every overall value and the per-layer values of the paper's three metrics.
+    headline, detail = split_for_console({**logs, "loss": 1.0})
+    assert {"loss", "posenc/sink_cls", "posenc/layer_0/locality", "posenc/layer_1/head_0/symmetry"} <= set(headline)
+    assert {"posenc/layer_0/sink_cls", "posenc/distance_self"} <= set(detail) and not set(headline) & set(detail)
     assert log_keys.parse_metric_key("loss") is None
     assert log_keys.parse_metric_key("posenc/head_1/locality") is None  # a head needs its layer
     assert log_keys.parse_metric_key("train/posenc/locality", prefix="train/posenc") == log_keys.MetricKey("locality")
@@ -83,6 +101,7 @@ def test_plots_write_png_files(tmp_path):
     written = [
         plots.plot_head_heatmap(summary, tmp_path / "heads.png", metric="symmetry_scale_aware"),
         plots.plot_distance_profile(summary, tmp_path / "sub" / "distance.png", log_scale=True),
+        plots.plot_log_distance_profile(summary, tmp_path / "log_distance.png"),
         plots.plot_attention_matrix(layers[0][0, 0], tmp_path / "matrix.png", tokens=[str(i) for i in range(16)]),
         plots.plot_training_curves(history, tmp_path / "curves.png"),
         plots.plot_training_curves(
@@ -98,7 +117,7 @@ def test_plots_write_png_files(tmp_path):
     for path in written:
         assert path.exists() and path.stat().st_size > 1000 and _is_png(path), path
     assert sorted(item.name for item in tmp_path.iterdir()) == sorted(
-        ["heads.png", "sub", "matrix.png", "curves.png", "pairs.png", "logged.png"]
+        ["heads.png", "sub", "log_distance.png", "matrix.png", "curves.png", "pairs.png", "logged.png"]
     )  # no temporary file left behind
 
 
@@ -110,6 +129,8 @@ def test_plots_reject_bad_input(tmp_path):
         plots.plot_head_heatmap({"per_head": {}}, tmp_path / "x.png", metric="entropy")
     with pytest.raises(ValueError, match="no 'distance' entry"):
         plots.plot_distance_profile({}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="no 'distance_bins' entry"):
+        plots.plot_log_distance_profile({"distance": {}}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="square"):
         plots.plot_attention_matrix(torch.ones(2, 3), tmp_path / "x.png")
     with pytest.raises(ValueError, match="no history entry holds"):

@@ -3,6 +3,7 @@ fix, and nothing half-written is left behind."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -149,3 +150,19 @@ except RuntimeError as error:
     assert "The disk filled up while preparing the corpus" in completed.stdout
     assert "Free space there or point the preparation elsewhere" in completed.stdout
     assert [path.name for path in cache.iterdir() if not path.name.endswith(".lock")] == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(bytes(range(256)) * 4, id="binary"),
+        pytest.param(gzip.compress(b'{"gold_label": "entailment"}\n' * 50), id="gzip"),
+    ],
+)
+def test_an_snli_file_that_is_binary_is_named(tmp_path, content):
+    snli = tmp_path / "snli_1.0_test.jsonl"
+    snli.write_bytes(content)
+    with pytest.raises(ValueError, match=r"snli_1.0_test.jsonl is not UTF-8 text \(byte \d+: .*\); give the official"):
+        data.load_snli("test", path=snli)
+    with pytest.raises(ValueError, match="snli_1.0_test.jsonl is not UTF-8 text"):
+        data.load_snli("test", path=tmp_path)  # the folder holding it

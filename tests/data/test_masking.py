@@ -58,7 +58,7 @@ def test_bert_masking_rates_and_special_tokens(prepared, tiny_tokenizer):
     masked = batch["labels"] != -100
     assert not (masked & special).any()
     assert torch.equal(batch["labels"][masked], original[masked])
-    assert torch.equal(batch["attention_mask"], torch.ones_like(original))
+    assert "attention_mask" not in batch  # no padding: the model's fast path needs no mask
     rate = masked.sum() / (~special).sum()
     assert 0.2 < rate < 0.3
     became_mask = (batch["input_ids"] == tiny_tokenizer.mask_token_id) & masked
@@ -142,3 +142,30 @@ def test_persistent_workers_are_refused(prepared, tiny_tokenizer, tmp_path):
     )
     with pytest.raises(ValueError, match="dataloader_persistent_workers=False"):
         collator.epoch_callback().on_train_begin(arguments, None, None)
+
+
+def test_a_padded_batch_keeps_its_mask_and_document_ids_are_padded(tiny_tokenizer):
+    collator = data.EpochMaskingCollator(tiny_tokenizer, mlm_probability=0.3, mask_seed=0)
+    ids = tiny_tokenizer(SENTENCES[:2])["input_ids"]
+    rows = [{"input_ids": row, "document_ids": [4] * 3 + [9] * (len(row) - 3)} for row in ids]
+    batch = collator(rows)
+    width = max(len(row) for row in ids)
+    assert batch["attention_mask"].tolist() == [[1] * len(row) + [0] * (width - len(row)) for row in ids]
+    assert batch["document_ids"].tolist() == [
+        row["document_ids"] + [-1] * (width - len(row["input_ids"])) for row in rows
+    ]
+    full = collator([{"input_ids": row} for row in [ids[0], ids[0]]])
+    assert set(full) == {"input_ids", "labels"}
+
+
+def test_a_document_aware_batch_trains_the_model(tiny_tokenizer):
+    documents = [[sentence] for sentence in SENTENCES] * 6
+    train, _ = data.pack_for_mlm(documents, tiny_tokenizer, 16, document_aware=True)
+    collator = data.EpochMaskingCollator(tiny_tokenizer, mlm_probability=0.3, mask_seed=0)
+    batch = collator([train[index] for index in range(4)])
+    assert batch["document_ids"].shape == batch["input_ids"].shape
+    model = AutoModelForMaskedLM.from_config(tiny_config("learned", vocab_size=len(tiny_tokenizer)))
+    output = model(**batch)
+    assert torch.isfinite(output.loss)
+    without_documents = model(**{key: value for key, value in batch.items() if key != "document_ids"})
+    assert not torch.allclose(output.loss, without_documents.loss)  # the documents changed what the model saw

@@ -96,3 +96,29 @@ def test_pack_for_mlm_errors(marked):
         data.pack_for_mlm(documents, tokenizer, max_seq_length=2)
     with pytest.raises(ValueError, match="validation_fraction"):
         data.pack_for_mlm(documents, tokenizer, max_seq_length=32, validation_fraction=1.5)
+
+
+def test_document_aware_packing_keeps_the_blocks_and_names_each_tokens_document(marked):
+    documents, tokenizer = marked
+    plain_train, plain_validation = data.pack_for_mlm(documents, tokenizer, 32, validation_fraction=0.1)
+    train, validation = data.pack_for_mlm(documents, tokenizer, 32, validation_fraction=0.1, document_aware=True)
+    assert train.column_names == [*plain_train.column_names, "document_ids"]
+    assert train["input_ids"] == plain_train["input_ids"] and validation["input_ids"] == plain_validation["input_ids"]
+    sep = tokenizer.sep_token_id
+    marker_document = {}
+    for row in train:
+        ids, owners = row["input_ids"], row["document_ids"]
+        assert owners == sorted(owners)  # documents follow each other in a block
+        assert owners[0] == owners[1] and owners[-1] == owners[-2]  # [CLS] and the last [SEP] join their neighbour
+        for position in range(1, len(ids) - 1):
+            if owners[position + 1] != owners[position]:
+                assert ids[position] == sep  # a document ends with the [SEP] that separates it from the next
+        for token, owner in zip(tokenizer.convert_ids_to_tokens(ids), owners):
+            if token.startswith("marker"):
+                assert marker_document.setdefault(token, owner) == owner  # one marker, one document, across blocks
+    assert len(set(marker_document.values())) == len(marker_document)
+
+
+def test_document_ids_of_blocks_from_the_body_owners():
+    body = [[0, 0, 0, 1], [1, 1, 2, 3]]
+    assert data.packing.document_ids_of_blocks(body).tolist() == [[0, 0, 0, 0, 1, 1], [1, 1, 1, 2, 3, 3]]

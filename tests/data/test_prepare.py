@@ -178,3 +178,40 @@ def test_two_processes_prepare_once(corpus, tmp_path):
         assert process.exitcode == 0
     assert sorted(built for built, _ in results) == [False, True]  # one tokenized, the other read its result
     assert len({folder for _, folder in results}) == 1
+
+
+def _starts_of_documents(document_ids: np.ndarray) -> np.ndarray:
+    # Where a new document starts in each block: what the model reads from document_ids (their values may differ).
+    return np.concatenate([np.ones((len(document_ids), 1), bool), document_ids[:, 1:] != document_ids[:, :-1]], 1)
+
+
+def test_document_aware_preparation_stores_each_tokens_document_as_the_in_memory_path(
+    corpus, tmp_path, tiny_tokenizer, monkeypatch
+):
+    monkeypatch.setattr(prepare, "_ROWS_PER_PACKING_BATCH", 7)  # documents and blocks span the packer's batches
+    documents = data.read_documents(corpus)
+    arguments = dict(train_files=corpus, tokenizer=tiny_tokenizer, max_seq_length=16, validation_fraction=0.1)
+    plain = data.prepare_mlm_data(**arguments, cache_folder=tmp_path / "cache")
+    aware = data.prepare_mlm_data(**arguments, cache_folder=tmp_path / "cache", document_aware=True)
+    # Another key, so a plain cache is never read as document-aware (nor the other way round).
+    assert aware.built and aware.folder != plain.folder
+    assert aware.metadata["recipe"]["document_ids"] is True and "document_ids" not in plain.metadata["recipe"]
+    assert not data.prepare_mlm_data(**arguments, cache_folder=tmp_path / "cache", document_aware=True).built
+
+    memory_splits = data.pack_for_mlm(documents, tiny_tokenizer, 16, 0.1, document_aware=True)
+    for split, plain_split, memory in zip(aware.datasets(), plain.datasets(), memory_splits):
+        assert split.column_names == ["input_ids", "document_ids"]
+        assert np.array_equal(_arrays(split), _arrays(plain_split))  # the same blocks
+        owners = np.array(split["document_ids"])
+        assert owners.dtype == np.int32 or owners.dtype == np.int64
+        assert np.array_equal(_starts_of_documents(owners), _starts_of_documents(np.array(memory["document_ids"])))
+        assert _starts_of_documents(owners)[:, 1:].any()  # blocks do cross document boundaries
+
+
+def test_the_cache_key_depends_on_document_awareness_only_when_it_is_on(corpus, tiny_tokenizer):
+    settings = dict(max_seq_length=16, validation_fraction=0.1, seed=0)
+    plain_key, plain_recipe = prepare.prepared_cache_key([corpus], None, tiny_tokenizer, **settings)
+    off_key, _ = prepare.prepared_cache_key([corpus], None, tiny_tokenizer, **settings, document_aware=False)
+    aware_key, _ = prepare.prepared_cache_key([corpus], None, tiny_tokenizer, **settings, document_aware=True)
+    assert plain_key == off_key != aware_key
+    assert "document_ids" not in plain_recipe  # caches prepared before the option keep their keys

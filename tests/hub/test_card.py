@@ -189,3 +189,43 @@ def test_the_typed_results_of_pretraining_and_probing_fit_the_card_schema():
     probe.chance, probe.verdict = 0.34, "not above chance"
     assert set(probe.card_results()) <= card_fields
     assert normalize_results(probe.card_results())["probe_verdict"] == "not above chance"
+
+
+def test_probe_scores_at_chance_stay_in_the_prose_but_not_in_the_model_index(tiny_tokenizer):
+    config = tiny_model("rope", tiny_tokenizer).config
+    probes = {"original": 0.34, "shuffle-3": 0.33, "role-swap": 0.66, "still_entailment": 0.34}
+    results = {"eval_loss": 3.0, "probes": probes, "probe_chance": 0.35, "probe_verdict": "not above chance"}
+    card = render_card(config, results)
+    assert [entry.task_type for entry in card.data.eval_results] == ["fill-mask", "fill-mask"]  # loss, perplexity
+    text = str(card)
+    assert "| original | 34.0% |  |" in text and "Chance level: 35.0%" in text
+    assert "not listed in this card's model-index metadata" in text
+    above = render_card(config, {**results, "probe_chance": 0.2, "probe_verdict": "above chance"})
+    assert sum(entry.task_type == "text-classification" for entry in above.data.eval_results) == 4
+    assert "not listed in this card's model-index" not in str(above)
+
+
+def test_the_card_states_the_probe_samples_and_seed_and_a_licence(tiny_tokenizer):
+    config = tiny_model("rope", tiny_tokenizer).config
+    probe = ProbeResult(
+        probes={"original": 0.6, "role-swap": 0.3},
+        deltas={"role-swap": -30.0},
+        model="m",
+        model_type="posenc_rope",
+        train_pairs=3200,
+        test_pairs=300,
+        seed=42,
+        chance=0.34,
+        verdict="above chance",
+        details={"learning_rate": 3e-4, "data": {"train": "SNLI 1.0 train (PyPI X)", "test": "my_test.jsonl"}},
+    )
+    card = render_card(config, {**probe.card_results(), "license": "apache-2.0"})
+    assert (
+        "Setup: fine-tuned on 3,200 training pairs; scored on 300 test pairs (each probe built from them); "
+        "learning rate 0.0003; seed 42; test data: my_test.jsonl; train data: SNLI 1.0 train (PyPI X)."
+    ) in str(card)
+    assert card.data.license == "apache-2.0"
+    assert render_card(config, {"license": "apache-2.0"}, license="mit").data.license == "mit"  # the argument wins
+    assert "Setup:" not in str(render_card(config, {"probes": {"original": 0.6}}))
+    with pytest.raises(ValueError, match="whole number"):
+        normalize_results({"probe_test_pairs": -1})

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from fake_hub import FakeHub
-from hub_helpers import TOKEN, folder_snapshot
+from hub_helpers import TOKEN, folder_snapshot, tiny_model
 from huggingface_hub import ModelCard, constants
 
 from hf_posenc import cli
-from hf_posenc.hub import MANIFEST_NAME, HubPublishError, push
+from hf_posenc.hub import MANIFEST_NAME, HubPublishError, export, push
 from hf_posenc.training import parse_pretrain_arguments, pretrain
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +49,36 @@ def test_push_uploads_exactly_the_exported_files(hub_env, export_copy):
         __import__("warnings").simplefilter("error")
         assert push(export_copy, "fake-user/posenc-rope-tiny") == url
     assert len(repo.commits) == 1
+
+
+@pytest.mark.parametrize("manifest_records_the_id", [True, False])
+def test_a_second_push_to_another_repository_names_that_repository(hub_env, export_copy, manifest_records_the_id):
+    push(export_copy, "fake-user/first")
+    if not manifest_records_the_id:  # as manifests written before the id was recorded
+        document = json.loads((export_copy / MANIFEST_NAME).read_text())
+        del document["card_model_id"]
+        (export_copy / MANIFEST_NAME).write_text(json.dumps(document))
+    with pytest.warns(
+        UserWarning, match=r'named "fake-user/first" \(an earlier push\); it now names "fake-user/second"'
+    ):
+        push(export_copy, "fake-user/second")
+    card = hub_env.repos["fake-user/second"].committed_files()["README.md"]
+    assert b'model_id = "fake-user/second"' in card and b"fake-user/first" not in card
+    assert (export_copy / "README.md").read_bytes() == card
+    assert json.loads((export_copy / MANIFEST_NAME).read_text())["card_model_id"] == "fake-user/second"
+    with __import__("warnings").catch_warnings():  # the manifest follows the card: no "changed" note
+        __import__("warnings").simplefilter("error")
+        push(export_copy, "fake-user/second")
+    assert len(hub_env.repos["fake-user/second"].commits) == 1
+    assert b'model_id = "fake-user/first"' in hub_env.repos["fake-user/first"].committed_files()["README.md"]
+
+
+def test_an_export_with_a_repo_id_pushed_elsewhere_names_where_it_went(hub_env, tiny_tokenizer, tmp_path):
+    folder = export(tiny_model("rope", tiny_tokenizer), tiny_tokenizer, tmp_path / "out", repo_id="fake-user/planned")
+    assert json.loads((folder / MANIFEST_NAME).read_text())["card_model_id"] == "fake-user/planned"
+    with pytest.warns(UserWarning, match="it now names"):
+        push(folder, "fake-user/actual")
+    assert b'model_id = "fake-user/actual"' in hub_env.repos["fake-user/actual"].committed_files()["README.md"]
 
 
 @pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # inside huggingface_hub's LFS PUT
@@ -197,3 +227,30 @@ def test_push_in_a_fresh_process_follows_hf_endpoint(export_copy, tmp_path):
         assert b"hf_secret" not in b"".join(committed.values())
         assert hub.unexpected == []
     assert json.loads((folder / MANIFEST_NAME).read_text())["files"].keys() == set(committed)
+
+
+def test_the_stand_in_hub_runs_as_a_program_for_trying_push(export_copy, tmp_path):
+    """`python tests/fake_hub.py` (docs/hub.md, "Trying push without the Hub"): the printed variables are enough."""
+    server = subprocess.Popen(
+        [sys.executable, str(REPOSITORY_ROOT / "tests" / "fake_hub.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        settings = dict(item.split("=", 1) for item in server.stdout.readline().split("#")[0].split()[1:])
+        env = {**os.environ, **settings, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+        env.pop("HF_HUB_OFFLINE", None)
+        pushed = subprocess.run(
+            [sys.executable, "-m", "hf_posenc", "push", str(export_copy), "fake-user/tried"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert pushed.returncode == 0, pushed.stderr[-3000:]
+    finally:
+        server.terminate()
+        listing, _ = server.communicate(timeout=30)
+    assert f"fake-user/tried: {len(uploaded(export_copy))} file(s): " in listing and "README.md" in listing

@@ -1,4 +1,4 @@
-"""The thirteen positional encodings: what each route computes, symmetry by construction, length limits."""
+"""The positional encodings: what each route computes, symmetry by construction, length limits."""
 
 import pytest
 import torch
@@ -8,7 +8,9 @@ import hf_posenc
 from hf_posenc.positional import signed_distance
 
 EXTRAPOLATING = [name for name in ALL if hf_posenc.ENCODINGS[name].extrapolates]
-BIAS_ROUTE = [name for name in ALL if hf_posenc.ENCODINGS[name].route == "bias"]
+# Biases built from positions alone; a content-dependent bias (reads_hidden_states) has none.
+CONTENT_DEPENDENT = [name for name in ALL if hf_posenc.ENCODINGS[name].reads_hidden_states]
+BIAS_ROUTE = [name for name in ALL if hf_posenc.ENCODINGS[name].route == "bias" and name not in CONTENT_DEPENDENT]
 QUERY_KEY_ROUTES = [name for name in ALL if hf_posenc.ENCODINGS[name].route in ("rotate", "score")]
 FIXED_TABLES = [name for name in ALL if not hf_posenc.ENCODINGS[name].extrapolates]
 ABSOLUTE = [name for name in ALL if hf_posenc.ENCODINGS[name].absolute]
@@ -131,7 +133,7 @@ def test_uniform_attention_without_position_is_permutation_equivariant():
     torch.testing.assert_close(permuted, attention[:, :, permutation][:, :, :, permutation], atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("variant", [name for name in ALL if name not in QUERY_KEY_ROUTES])
+@pytest.mark.parametrize("variant", [name for name in ALL if name not in QUERY_KEY_ROUTES + CONTENT_DEPENDENT])
 def test_position_attention_is_row_stochastic_and_measurable(variant):
     from hf_posenc import metrics
 
@@ -159,7 +161,7 @@ def test_position_attention_reads_locality_and_symmetry_without_data():
     assert nope_locality == pytest.approx((1 + 2 * sum(2.0**-d * (32 - d) for d in range(1, 32)) / 32) / 32, rel=1e-9)
 
 
-@pytest.mark.parametrize("variant", QUERY_KEY_ROUTES)
+@pytest.mark.parametrize("variant", QUERY_KEY_ROUTES + CONTENT_DEPENDENT)
 def test_position_attention_refuses_query_dependent_encodings(variant):
     from hf_posenc import metrics
 

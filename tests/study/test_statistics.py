@@ -205,3 +205,164 @@ def test_verdicts_over_seeds():
     assert _combined_verdict(["above chance", "above chance"]) == "above chance"
     assert _combined_verdict(["above chance", None]) == "unknown"
     assert _combined_verdict([None, None]) is None
+
+
+# ------------------------------------------------------------------------------------------------ honest readings
+def test_a_value_not_above_chance_is_never_ranked_best():
+    rows = [
+        {"run": "a", "acc": 0.80, "acc_verdict": "not above chance"},
+        {"run": "b", "acc": 0.70, "acc_verdict": "above chance"},
+        {"run": "c", "acc": 0.65, "acc_verdict": "above chance"},
+    ]
+    line = _best_line("Best", rows, "acc", {})
+    assert line.startswith("- Best: b (0.7).") and "Not ranked, not above chance: a." in line
+    for row in rows:
+        row["acc_verdict"] = "not above chance"
+    assert _best_line("Best", rows, "acc", {}) == "- Best: no run is above chance (3 are not), so none is ranked."
+
+
+def test_runs_within_seed_noise_of_the_best_are_named_as_tied():
+    rows = [{"run": "a", "score": 0.70}, {"run": "b", "score": 0.69}, {"run": "c", "score": 0.50}]
+    # pooled seed std 0.01 over 2 seeds: a difference of two means has noise 0.01; 0.01 apart is within 2 x that
+    noise = {"score": {"verdict": "differ beyond seed noise", "within_std": 0.01, "seeds": 2}}
+    line = _best_line("Best", rows, "score", noise)
+    assert line.startswith("- Best: a (0.7). Tied within seed noise with b (less than 2 x 0.01")
+
+
+def _write_unit(folder, **pretrain):
+    from hf_posenc.results import PretrainResult
+
+    values = {"variant": "rope", "max_seq_length": 32, "train_steps": 4, "train_loss": 6.0, "eval_loss": 6.0,
+              "perplexity": math.exp(6.0), "dataset": "stdlib", "tokenizer": "WordPiece", "locality": 0.3,
+              "symmetry": 0.7, "symmetry_scale_aware": 0.6, **pretrain}  # fmt: skip
+    (folder / "pretrain").mkdir(parents=True)
+    PretrainResult(**values).save(folder / "pretrain")
+
+
+def test_out_of_range_values_are_refused_with_the_file_and_field(tmp_path):
+    from hf_posenc.results import FinetuneResult
+    from hf_posenc.study.layout import unit_folder
+
+    spec = parse_spec(micro_spec(evaluations={"tasks": ["sentiment"]}))
+    _write_unit(unit_folder(tmp_path, "rope", 1), locality=5.0)
+    _write_unit(unit_folder(tmp_path, "alibi", 1), perplexity=0.5)
+    _write_unit(unit_folder(tmp_path, "att", 1))
+    task_folder = unit_folder(tmp_path, "att", 1) / "tasks" / "sentiment"
+    task_folder.mkdir(parents=True)
+    FinetuneResult(model="m", model_type="posenc_rope", tasks={"sentiment": {"report": {"accuracy": {"mean": 81.0}}}},
+                   complete=True).save(task_folder)  # fmt: skip
+    rows = {row["run"]: row for row in collect_rows(spec, tmp_path)}
+    assert rows["rope"].get("locality") is None and rows["rope"]["status"] == "failed"
+    assert "posenc_results.json: locality = 5.0 is outside [0, 1]" in rows["rope"]["errors"]
+    assert "perplexity = 0.5 is outside [1, inf]" in rows["alibi"]["errors"]
+    assert (
+        "finetune_results.json: tasks['sentiment']['report']['accuracy']['mean'] = 81.0 is outside [0, 1]"
+        in (rows["att"]["errors"])
+    )
+    assert rows["att"]["locality"] == 0.3 and rows["att"].get("sentiment_accuracy") is None
+    # a refused value reaches no correlation
+    assert correlations(list(rows.values()), ["locality"], ["perplexity"], bootstrap=0)[0]["n"] == 1
+
+
+def test_a_damaged_result_file_is_reported_not_a_crash(tmp_path):
+    from hf_posenc.study.layout import unit_folder
+
+    spec = parse_spec(micro_spec())
+    folder = unit_folder(tmp_path, "rope", 1) / "pretrain"
+    folder.mkdir(parents=True)
+    (folder / "posenc_results.json").write_text("{not json")
+    (row,) = [row for row in collect_rows(spec, tmp_path) if row["run"] == "rope"]
+    assert "is not valid JSON" in row["errors"] and row["status"] == "failed"
+
+
+def test_the_random_init_verdict_by_hand():
+    from hf_posenc.readings import baseline_verdict
+
+    # 0.612 against 0.54 on 1,000 examples each: noise sqrt((0.612*0.388 + 0.54*0.46)/1000) = 0.0222, margin 3.2x
+    reading = baseline_verdict(0.612, 0.54, n=1000)
+    assert reading["noise"] == pytest.approx(math.sqrt((0.612 * 0.388 + 0.54 * 0.46) / 1000))
+    assert reading["verdict"] == "above random init" and reading["noise_from"] == "binomial"
+    # sentiment: pretrained 0.72 against a random init at 0.733: pretraining did not help
+    assert baseline_verdict(0.72, 0.733, n=1000)["verdict"] == "not above random init"
+    # with seeds on both sides their standard deviations make the noise
+    seeded = baseline_verdict(0.74, 0.70, score_std=0.02, baseline_std=0.015)
+    assert seeded["noise"] == pytest.approx(0.025) and seeded["verdict"] == "not above random init"
+    assert baseline_verdict(None, 0.5, n=10)["verdict"] == "unknown"
+
+
+def test_a_task_pretraining_does_not_help_is_left_out_of_the_correlations():
+    from hf_posenc.study.baselines import compare_with_baselines
+
+    rows = [
+        {"run": run, "variant": "rope", "locality": loc, "perplexity": 700 - 10 * loc, "sentiment_accuracy": acc,
+         "bigram_shift_accuracy": 0.5 + loc / 30}
+        for run, loc, acc in (("a", 1, 0.70), ("b", 2, 0.71), ("c", 3, 0.72), ("d", 4, 0.73))
+    ]  # fmt: skip
+    baselines = {"rope": {"sentiment_accuracy": {"mean": 0.733, "std": None, "n": 1000},
+                          "bigram_shift_accuracy": {"mean": 0.54, "std": None, "n": 1000}}}  # fmt: skip
+    helped = compare_with_baselines(rows, baselines, ["sentiment_accuracy", "bigram_shift_accuracy"])
+    assert helped["sentiment_accuracy"]["helps"] is False and "does not help" in helped["sentiment_accuracy"]["reason"]
+    assert helped["bigram_shift_accuracy"]["helps"] is True and helped["bigram_shift_accuracy"]["above"] == ["c", "d"]
+    assert rows[0]["sentiment_accuracy_vs_random_init"] == "not above random init"
+    assert rows[0]["sentiment_accuracy_random_init"] == 0.733
+    excluded = {"sentiment_accuracy": helped["sentiment_accuracy"]["reason"]}
+    scores = ["perplexity", "sentiment_accuracy", "bigram_shift_accuracy"]
+    table = {e["score"]: e for e in correlations(rows, ["locality"], scores, bootstrap=0, excluded_scores=excluded)}
+    assert table["sentiment_accuracy"]["n"] == 0 and table["sentiment_accuracy"]["spearman_p_holm"] is None
+    assert table["sentiment_accuracy"]["excluded_reason"].startswith("pretraining does not help")
+    # Holm's family is the two tests that ran: each exact p (2/24) times at most 2
+    assert table["perplexity"]["spearman_p_holm"] == pytest.approx(2 * 2 / 24)
+
+
+def test_only_pairs_that_vary_beyond_noise_are_plotted_and_the_rest_are_named():
+    from hf_posenc.study.correlate import varying_pairs
+    from hf_posenc.study.plots import WIDENED, scatter_figure
+
+    rows = [
+        {"run": run, "locality": loc, "symmetry": 0.7, "perplexity": ppl, "acc": acc, "acc_verdict": verdict,
+         "locality_std": 0.01, "perplexity_std": 2.0}
+        for run, loc, ppl, acc, verdict in (("a", 0.1, 700.0, 0.6, "above chance"), ("b", 0.2, 700.5, 0.7, "above chance"),
+                                            ("c", 0.3, 701.0, 0.8, "above chance"), ("d", 0.4, 702.0, 0.3, "not above chance"))
+    ]  # fmt: skip
+    noise = [
+        {"score": "perplexity", "verdict": "differ beyond seed noise", "within_std": 3.0, "seeds": 2},
+        {"score": "locality", "verdict": "differ beyond seed noise", "within_std": 0.001, "seeds": 2},
+    ]
+    pairs, left_out = varying_pairs(rows, noise, ["locality", "symmetry"], ["perplexity", "acc"])
+    assert pairs == [("locality", "perplexity"), ("locality", "acc")]
+    assert {(item["property"], item["score"]) for item in left_out} == {("symmetry", "perplexity"), ("symmetry", "acc")}
+    assert all("every run has the same value (0.7)" in item["reason"] for item in left_out)
+    noise[0]["verdict"] = "within seed noise"
+    noise[0].update(between_std=0.9, p=0.6)
+    pairs, left_out = varying_pairs(rows, noise, ["locality"], ["perplexity", "acc"])
+    assert pairs == [("locality", "acc")] and "within seed noise" in left_out[0]["reason"]
+    # one run apart from a shared value (the CPU study's bigram_shift: 16 of 17 runs at 0.467) is no variation
+    stuck = [{**row, "acc": 0.467 if row["run"] != "a" else 0.597} for row in rows]
+    _, left_out = varying_pairs(stuck, noise, ["locality"], ["acc"])
+    assert "2 of 3 runs have the same value (0.467), so a panel would rest on the other 1" in left_out[0]["reason"]
+    figure = scatter_figure(rows, [("locality", "perplexity"), ("locality", "acc")], noise)
+    assert len(figure.axes) == 2
+    perplexity_panel, accuracy_panel = figure.axes
+    # perplexity spreads 2 against a seed noise of 3: the axis spans +-2 noise and says so
+    assert perplexity_panel.get_ylim() == pytest.approx((701 - 6, 701 + 6)) and WIDENED in perplexity_panel.get_ylabel()
+    assert accuracy_panel.get_xlabel().startswith("locality") and "seed noise unknown" in accuracy_panel.get_ylabel()
+    faces = [line.get_markerfacecolor() for line in accuracy_panel.lines if line.get_marker() == "o"]
+    assert faces.count("none") == 1  # run d, not above chance, is hollow
+    assert accuracy_panel.xaxis.label.get_fontsize() >= 10 and accuracy_panel.texts[0].get_fontsize() >= 8
+
+
+def test_the_random_init_section_of_a_spec():
+    tasks = {"tasks": ["sentiment"]}
+    assert parse_spec(micro_spec(evaluations=tasks)).random_init.variants is None  # on by default: every variant
+    assert parse_spec(micro_spec()).random_init is None  # no tasks, nothing to compare
+    assert parse_spec(micro_spec(evaluations={**tasks, "random_init": False})).random_init is None
+    chosen = parse_spec(micro_spec(evaluations={**tasks, "random_init": {"variants": ["rope"]}}))
+    assert chosen.random_init.variants == ["rope"]
+    from hf_posenc.study import SpecError
+
+    with pytest.raises(SpecError, match="random_init variant 'nope' has no run in this study"):
+        parse_spec(micro_spec(evaluations={**tasks, "random_init": {"variants": ["nope"]}}))
+    with pytest.raises(SpecError, match="has none"):
+        parse_spec(micro_spec(evaluations={"random_init": True}))
+    with pytest.raises(SpecError, match="did you mean 'variants'"):
+        parse_spec(micro_spec(evaluations={**tasks, "random_init": {"variant": ["rope"]}}))

@@ -97,6 +97,60 @@ def test_results_plots_and_report_are_written(micro_study):
     assert (output / CORRELATIONS_CSV).is_file()
 
 
+def test_random_init_baselines_are_run_and_reported(micro_study):
+    """One randomly initialised model per variant, fine-tuned like the runs; each run's task score is compared with
+    its variant's baseline, and the report has the baselines' table."""
+    output = micro_study["output"]
+    for variant in ("rope", "alibi", "attenuated", "learned"):
+        unit = output / "baselines" / f"random-init-{variant}" / "seed-1"
+        assert (unit / "model" / "random_init.json").is_file(), variant
+        assert (unit / "tasks" / "sentiment" / "finetune_results.json").is_file(), variant
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    random = AutoModelForMaskedLM.from_pretrained(output / "baselines" / "random-init-rope" / "seed-1" / "model")
+    pretrained = AutoModelForMaskedLM.from_pretrained(output / "runs" / "rope" / "seed-1" / "pretrain")
+    assert random.num_parameters() == pretrained.num_parameters()  # the same size, other weights
+    assert not torch.equal(random.get_input_embeddings().weight, pretrained.get_input_embeddings().weight)
+    rows = read_rows(output)
+    assert rows["rope"]["sentiment_accuracy_vs_random_init"] in ("above random init", "not above random init")
+    saved = json.loads((output / RESULTS_JSON).read_text())
+    helps = saved["random_init"]["pretraining_helps"]["sentiment_accuracy"]
+    assert helps["helps"] in (True, False)
+    report = (output / REPORT_FILE).read_text()
+    assert "## Random-initialisation baselines" in report and "| sentiment_accuracy | random-init-rope |" in report
+    if helps["helps"] is False:  # the task is then untested in every correlation, and the summary says why
+        entries = [entry for entry in saved["correlations"] if entry["score"] == "sentiment_accuracy"]
+        assert all(entry["n"] == 0 and entry["excluded_reason"] for entry in entries)
+        assert "- sentiment_accuracy: pretraining does not help this task" in report
+
+
+def test_the_scatter_shows_the_varying_pairs_and_the_report_names_the_others(micro_study):
+    from hf_posenc.study.correlate import varying_pairs
+    from hf_posenc.study.plots import scatter_figure
+
+    output = micro_study["output"]
+    saved = json.loads((output / RESULTS_JSON).read_text())
+    pairs, left_out = saved["scatter"]["pairs"], saved["scatter"]["left_out"]
+    assert len(pairs) + len(left_out) == 3 * len({entry["score"] for entry in saved["correlations"]})
+    report = (output / REPORT_FILE).read_text()
+    for item in left_out:
+        assert f"{item['property']} vs {item['score']}" in report
+    assert f"Left out of the scatter ({len(left_out)} pairs)" in report
+    # the probe scores are at chance in every run: never a panel
+    assert not any(score.startswith("probe_") for _, score in pairs)
+    helps = saved["random_init"]["pretraining_helps"]
+    excluded = {score: entry["reason"] for score, entry in helps.items() if entry["reason"]}
+    again, _ = varying_pairs(saved["runs"], saved["seed_noise"], ["locality", "symmetry", "symmetry_scale_aware"],
+                             [entry["score"] for entry in saved["seed_noise"][: -3]], excluded)  # fmt: skip
+    assert [list(pair) for pair in again] == pairs
+    if pairs:
+        assert (output / "plots" / "scatter.png").stat().st_size > 1000
+        assert len(scatter_figure(saved["runs"], [tuple(pair) for pair in pairs], saved["seed_noise"]).axes) == len(
+            pairs
+        )
+
+
 def test_reported_correlations_equal_scipy_on_the_csv(micro_study):
     output = micro_study["output"]
     rows = [row for row in read_rows(output).values() if row["perplexity"] and row["locality"]]
@@ -151,6 +205,19 @@ def test_adding_a_run_trains_only_that_run(micro_study):
     assert any("added runs att-local" in line for line in micro_study["added_log"])
 
 
+def test_a_folder_from_before_the_baselines_is_extended_with_them(micro_study, tmp_path):
+    from hf_posenc.study.layout import SPEC_FILE
+    from hf_posenc.study.runner import check_study_folder
+
+    spec = load_spec(write_spec(tmp_path / "spec.yaml", micro_spec(evaluations=EVALUATIONS)))
+    older = spec.to_dict()
+    del older["random_init"]
+    folder = tmp_path / "older"
+    folder.mkdir()
+    (folder / SPEC_FILE).write_text(json.dumps(older, default=str))
+    assert check_study_folder(spec, folder) == [f"extending the study in {folder}: added the random_init evaluation"]
+
+
 def test_dry_run_plans_from_the_folder(micro_study, tmp_path, capsys):
     spec = micro_spec(evaluations=EVALUATIONS)
     spec["runs"] += [FAILING, {"name": "att-local", "variant": "attenuated", "settings": {"attenuation_strength": 1.0}}]
@@ -160,7 +227,9 @@ def test_dry_run_plans_from_the_folder(micro_study, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "timed a training step of nope: " in printed and "(median of 5)" in printed
     assert re.search(r"machine load while timing: \d+\.\d \(1-minute average\) on \d+ cores", printed)
-    assert "1 of 6 (run, seed) units have steps to run" in printed
+    # the new run and its variant's random-init baseline; the other 4 baselines were done with the study
+    assert "2 of 11 (run, seed) units have steps to run" in printed
+    assert re.search(r"random-init-nope +seed 1 .* to run: init, task:sentiment", printed)
     assert "failed before: pretrain" in printed
     assert "from the measured times of the 20 steps this folder has finished" in printed  # 4 units x 5 steps
     assert not (micro_study["output"] / "runs" / "nope").exists()

@@ -98,3 +98,20 @@ def test_folder_that_is_not_a_classifier_is_an_error(tmp_path):
         load_sequence_classifier(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_sequence_classifier(tmp_path / "nowhere")
+
+
+def test_loading_says_nothing_about_the_new_head_but_warns_about_missing_encoder_weights(tiny_rope_folder, capfd):
+    import warnings
+
+    import safetensors.torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fresh head and an unused masked-LM head are expected: no warning
+        load_sequence_classifier(tiny_rope_folder, SNLI)
+    assert "LOAD REPORT" not in capfd.readouterr().err  # transformers' table is not printed on every load
+    weights = safetensors.torch.load_file(tiny_rope_folder / "model.safetensors")
+    dropped = next(name for name in weights if "query" in name)
+    del weights[dropped]
+    safetensors.torch.save_file(weights, tiny_rope_folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.warns(UserWarning, match=r"lacks 1 weight\(s\) the sequence classifier needs, started at random"):
+        load_sequence_classifier(tiny_rope_folder, SNLI)

@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import torch
 from conftest import tiny_config
 from test_finetune_tokens import TAGGING
 
@@ -193,3 +194,57 @@ def test_the_chance_level_is_the_majority_share_and_a_model_that_cannot_learn_is
     again = finetune_tasks(tiny_folder, ["sst2"], log=lines.append, **options)
     assert lines == ["sst2: all 1 cell(s) done before, skipped"]
     assert again.tasks["sst2"]["chance"] == {"accuracy": 0.75} and again.task_verdict("sst2") == "not above chance"
+
+
+def test_finetune_takes_the_training_arguments_flags_of_pretraining(tiny_folder, glue_files, tmp_path, capsys):
+    """--report_to, --gradient_accumulation_steps, --logging_steps... are read by pretraining's HfArgumentParser;
+    each cell logs to its own TensorBoard run; a flag nobody knows exits like argparse."""
+    arguments = ["finetune", str(tiny_folder), "--task", "sst2", "--train_file", str(glue_files["train"])]
+    arguments += ["--validation_file", str(glue_files["validation"]), "--max_steps", "2", "--max_seq_length", "32"]
+    output = tmp_path / "flags"
+    with pytest.raises(SystemExit):
+        main([*arguments, "--gradeint_accumulation_steps", "2", "--output_dir", str(output)])  # misspelt
+    assert "unrecognized arguments: --gradeint_accumulation_steps" in capsys.readouterr().err
+
+    flags = ["--report_to", "tensorboard", "--gradient_accumulation_steps", "2", "--logging_steps", "1"]
+    assert main([*arguments, *flags, "--seeds", "1", "2", "--output_dir", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "sst2 lr=0.0003 seed=2 (cell 2/2): fine-tuning on 22 examples" in printed
+    runs = sorted(path.parent.parent.parent.name for path in output.glob("trainer/*/runs/*/events.out.tfevents.*"))
+    assert runs == ["sst2-lr0.0003-seed1", "sst2-lr0.0003-seed2"]  # the default rate of a 32-wide model
+    settings = FinetuneResult.load(output).settings
+    # report_to and logging_steps change no score, so a rerun without them continues the same cells.
+    assert settings["trainer_options"] == {"gradient_accumulation_steps": 2} and settings["logging_steps"] == 1
+
+
+def test_results_follow_the_weights_not_the_folder(tiny_folder, glue_files, tmp_path):
+    """A model retrained into the same folder is not credited with the earlier model's cells."""
+    from transformers import AutoModelForMaskedLM
+
+    options = dict(training=TINY_TRAINING, output_dir=tmp_path / "out", data_files=glue_files, log=lambda line: None)
+    first = finetune_tasks(tiny_folder, ["sst2"], **options)
+    assert first.settings["model_weights"].startswith("sha256:")
+    model = AutoModelForMaskedLM.from_pretrained(tiny_folder)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    model.save_pretrained(tiny_folder)
+    with pytest.raises(FileExistsError, match="other weights than those now in"):
+        finetune_tasks(tiny_folder, ["sst2"], **options)
+    again = finetune_tasks(tiny_folder, ["sst2"], overwrite=True, **options)
+    assert again.settings["model_weights"] != first.settings["model_weights"]
+
+
+def test_the_default_learning_rate_follows_the_models_width(tiny_folder, glue_files, tmp_path):
+    from types import SimpleNamespace
+
+    from hf_posenc.training.finetune import default_epochs, default_learning_rate
+
+    widths = {128: 3e-4, 256: 3e-4, 512: 1e-4, 768: 3e-5, None: 3e-5}
+    assert {width: default_learning_rate(SimpleNamespace(hidden_size=width)) for width in widths} == widths
+    epochs = {128: 5.0, 256: 5.0, 512: 1.0, 768: 1.0, None: 1.0}
+    assert {width: default_epochs(SimpleNamespace(hidden_size=width)) for width in epochs} == epochs
+    lines = []
+    options = dict(training=TINY_TRAINING, output_dir=tmp_path / "out", data_files=glue_files, log=lines.append)
+    result = finetune_tasks(tiny_folder, ["sst2"], **options)  # hidden size 32
+    assert [cell["learning_rate"] for cell in result.cells] == [3e-4]
+    assert lines[0] == "learning rate 0.0003: the default for this model's width (pass --learning_rates to choose)"

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import safetensors.torch
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import BertConfig, BertForMaskedLM, Trainer, TrainerCallback, TrainingArguments
@@ -242,6 +243,62 @@ def test_the_script_reports_a_bad_argument_in_one_line_with_status_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("pretrain.py: error: Unknown positional-encoding variant 'rotary'")
     assert "Traceback" not in result.stderr
+
+
+def test_overwrite_output_dir_clears_the_earlier_run_and_keeps_the_users_files(tmp_path, capsys):
+    output = tmp_path / "run"
+    (output / "runs" / "old-run").mkdir(parents=True)
+    (output / "runs" / "old-run" / "events.out.tfevents.1.host").write_bytes(b"stale curves")
+    (output / "checkpoint-999").mkdir()
+    (output / "notes.txt").write_text("mine")
+    quick = ["--max_steps", "2", "--eval_strategy", "no", "--save_strategy", "no", "--posenc_metrics", "false"]
+    run_pretrain(["--output_dir", str(output), *TINY_RUN, *quick, "--overwrite_output_dir", "true"])
+    printed = capsys.readouterr().out
+    assert "removed the earlier run's checkpoint-999, runs from" in printed and "left notes.txt" in printed
+    assert not (output / "checkpoint-999").exists() and not (output / "runs" / "old-run").exists()
+    assert (output / "notes.txt").read_text() == "mine" and (output / "model.safetensors").exists()
+
+
+def test_continue_pretraining_a_saved_model_on_a_few_blocks(tmp_path, capsys):
+    """--model_name_or_path starts from the saved weights, config and tokenizer; --max_train_samples and
+    --max_eval_samples cut the blocks as run_mlm.py does; flags that describe another model are refused."""
+    quick = ["--eval_strategy", "no", "--save_strategy", "no", "--posenc_metrics", "false"]
+    first = tmp_path / "first"
+    run_pretrain(["--variant", "alibi", "--output_dir", str(first), *TINY_RUN, *quick, "--max_steps", "2"])
+    capsys.readouterr()
+    second = tmp_path / "second"
+    at = TINY_RUN.index("--config_overrides")
+    tiny_run = TINY_RUN[:at] + TINY_RUN[at + 2 :]  # the saved model brings its config
+    limits = ["--max_train_samples", "16", "--max_eval_samples", "3", "--max_seq_length", "48"]
+    result = run_pretrain(
+        ["--model_name_or_path", str(first), "--output_dir", str(second), *tiny_run, *quick, *limits]
+        + ["--max_steps", "1", "--learning_rate", "1e-12"]
+    )
+    printed = capsys.readouterr().out
+    assert f"alibi ({first}): " in printed and "16 training and 3 validation blocks of 48 tokens" in printed
+    assert result.variant == "alibi"
+    before = safetensors.torch.load_file(first / "model.safetensors")
+    after = safetensors.torch.load_file(second / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert all(torch.allclose(before[name], after[name], atol=1e-6) for name in before)  # lr 1e-12: the same weights
+    config = json.loads((second / "config.json").read_text())
+    assert config["model_type"] == "posenc_alibi" and config["trained_max_length"] == 48
+
+    for flags, message in (
+        (["--variant", "rope"], "--variant rope contradicts"),
+        (["--size", "mini"], "--size would change the model saved in"),
+        (["--alibi_symmetric", "true"], "--alibi_symmetric would change the model saved in"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            run_pretrain(["--model_name_or_path", str(first), "--output_dir", str(tmp_path / "x"), *tiny_run, *flags])
+    bert = tmp_path / "bert"
+    BertForMaskedLM(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ).save_pretrained(bert)
+    with pytest.raises(ValueError, match="is a 'bert' model; continuing pretraining takes an hf_posenc variant"):
+        run_pretrain(["--model_name_or_path", str(bert), "--output_dir", str(tmp_path / "y"), *tiny_run])
+    with pytest.raises(ValueError, match="--max_train_samples must be at least 1 block"):
+        run_pretrain(["--output_dir", str(tmp_path / "z"), *TINY_RUN, "--max_train_samples", "0"])
 
 
 def test_hf_posenc_pretrain_is_the_script_without_a_clone(tmp_path):

@@ -68,6 +68,18 @@ def test_second_run_reads_the_cache_and_blocks_equal_the_in_memory_path(corpus, 
     assert rows(first.train) == rows(train) and rows(first.validation) == rows(validation)
 
 
+def test_a_vocabulary_smaller_than_asked_is_announced_when_trained_and_when_reused(corpus, cache, capsys):
+    for _ in range(2):
+        tokenizer = load_pretraining_data(data_args(train_file=str(corpus), vocab_size=5000), seed=42).tokenizer
+        printed = capsys.readouterr().out
+        assert len(tokenizer) < 5000
+        assert (
+            f"note: the text yields a vocabulary of {len(tokenizer):,} tokens, fewer than --vocab_size 5,000" in printed
+        )
+    load_pretraining_data(data_args(train_file=str(corpus)), seed=42)  # 100 tokens: all there, nothing to say
+    assert "note:" not in capsys.readouterr().out
+
+
 def test_tokenizer_sample_changes_the_tokenizer_key(corpus, cache):
     whole = load_pretraining_data(data_args(train_file=str(corpus)), seed=42)
     sampled = load_pretraining_data(data_args(train_file=str(corpus), tokenizer_sample=10), seed=42)
