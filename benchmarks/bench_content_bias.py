@@ -11,10 +11,9 @@ quadratic part shows. Memory on CPU: the bytes autograd saves for the backward p
 
 import argparse
 import statistics
-import time
 
 import torch
-from bench_training_step import make_batch, model_sizes, peak_memory_bytes, synchronize, training_step
+from bench_training_step import make_batch, model_sizes, time_and_measure
 from transformers import AutoModelForMaskedLM
 
 import hf_posenc
@@ -57,20 +56,7 @@ def measure_length(args, seq_len: int) -> list[dict]:
     }
     optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
     batches = [make_batch(args, generator) for _ in range(args.steps_per_round)]
-    for name, model in models.items():  # warm-up
-        training_step(model, optimizers[name], batches[0])
-    times = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name, model in models.items():
-            for batch in batches:
-                synchronize(args.device)
-                start = time.perf_counter()
-                training_step(model, optimizers[name], batch)
-                synchronize(args.device)
-                times[name].append(time.perf_counter() - start)
-    memory = {
-        name: peak_memory_bytes(model, optimizers[name], batches[0], args.device) for name, model in models.items()
-    }
+    times, memory = time_and_measure(models, optimizers, batches, args.rounds, args.device)
     learned_time, learned_memory = statistics.median(times["learned"]), memory["learned"]
     return [
         {

@@ -108,6 +108,24 @@ def peak_memory_bytes(model, optimizer, batch, device: str) -> int:
     return activation_bytes(model, batch)
 
 
+def time_and_measure(models: dict, optimizers: dict, batches: list, rounds: int, device: str) -> tuple[dict, dict]:
+    """Each model's step times (after one warm-up step; models interleaved in every round, so a change of machine
+    load touches all of them alike) and its peak memory of one step."""
+    for name, model in models.items():  # warm-up: kernels, allocator, optimizer state
+        training_step(model, optimizers[name], batches[0])
+    step_times = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            for batch in batches:
+                synchronize(device)
+                start = time.perf_counter()
+                training_step(model, optimizers[name], batch)
+                synchronize(device)
+                step_times[name].append(time.perf_counter() - start)
+    memory = {name: peak_memory_bytes(model, optimizers[name], batches[0], device) for name, model in models.items()}
+    return step_times, memory
+
+
 def main():
     args = parse_args()
     torch.manual_seed(0)
@@ -116,20 +134,7 @@ def main():
     optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
     batches = [make_batch(args, generator) for _ in range(args.steps_per_round)]
 
-    for name, model in models.items():  # warm-up: kernels, allocator, optimizer state
-        training_step(model, optimizers[name], batches[0])
-    step_times = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name, model in models.items():
-            for batch in batches:
-                synchronize(args.device)
-                start = time.perf_counter()
-                training_step(model, optimizers[name], batch)
-                synchronize(args.device)
-                step_times[name].append(time.perf_counter() - start)
-    memory = {
-        name: peak_memory_bytes(model, optimizers[name], batches[0], args.device) for name, model in models.items()
-    }
+    step_times, memory = time_and_measure(models, optimizers, batches, args.rounds, args.device)
 
     tokens_per_step = args.batch_size * args.seq_len
     throughput = {name: tokens_per_step / statistics.median(times) for name, times in step_times.items()}

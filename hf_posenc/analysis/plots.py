@@ -130,6 +130,31 @@ def _colormap(name: str):
     return colormaps[name].copy()
 
 
+def _draw_profiles(axes, positions: list, layers, mean) -> None:
+    """A thin line per layer (when given), the bold mean over layers, and the query's own position marked."""
+    layers = layers or []
+    colormap = _colormap("viridis")
+    for index, profile in enumerate(layers):
+        axes.plot(
+            positions,
+            [_as_float(v) for v in profile],
+            color=colormap(index / max(len(layers) - 1, 1)),
+            linewidth=1.0,
+            alpha=0.8,
+            label=f"layer {index}" if len(layers) <= 12 else None,
+        )
+    axes.plot(
+        positions,
+        [_as_float(v) for v in mean],
+        color="black",
+        linewidth=2.5,
+        marker="o",
+        markersize=3,
+        label="mean over layers",
+    )
+    axes.axvline(0, color="grey", linewidth=0.8, linestyle=":")
+
+
 def plot_distance_profile(
     summary: Mapping[str, Any],
     path: str | Path,
@@ -159,29 +184,7 @@ def plot_distance_profile(
     offsets = list(distance["offsets"])
     figure = _new_figure(7.0, 4.0)
     axes = figure.add_subplot()
-    layers = distance.get("per_layer") or []
-    if per_layer and layers:
-        colormap = _colormap("viridis")
-        for index, profile in enumerate(layers):
-            shade = colormap(index / max(len(layers) - 1, 1))
-            axes.plot(
-                offsets,
-                [_as_float(v) for v in profile],
-                color=shade,
-                linewidth=1.0,
-                alpha=0.8,
-                label=f"layer {index}" if len(layers) <= 12 else None,
-            )
-    axes.plot(
-        offsets,
-        [_as_float(v) for v in distance["mean"]],
-        color="black",
-        linewidth=2.5,
-        marker="o",
-        markersize=3,
-        label="mean over layers",
-    )
-    axes.axvline(0, color="grey", linewidth=0.8, linestyle=":")
+    _draw_profiles(axes, offsets, distance.get("per_layer") if per_layer else None, distance["mean"])
     if log_scale:
         axes.set_yscale("log")
     axes.set_xlabel("signed distance j - i (key position - query position)")
@@ -217,28 +220,7 @@ def plot_log_distance_profile(
     labels = [str(low) if low == high else f"{low}..{high}" for low, high in bins["ranges"]]
     figure = _new_figure(max(7.0, 0.55 * len(positions)), 4.0)
     axes = figure.add_subplot()
-    layers = bins.get("per_layer") or []
-    if per_layer and layers:
-        colormap = _colormap("viridis")
-        for index, profile in enumerate(layers):
-            axes.plot(
-                positions,
-                [_as_float(v) for v in profile],
-                color=colormap(index / max(len(layers) - 1, 1)),
-                linewidth=1.0,
-                alpha=0.8,
-                label=f"layer {index}" if len(layers) <= 12 else None,
-            )
-    axes.plot(
-        positions,
-        [_as_float(v) for v in bins["mean"]],
-        color="black",
-        linewidth=2.5,
-        marker="o",
-        markersize=3,
-        label="mean over layers",
-    )
-    axes.axvline(0, color="grey", linewidth=0.8, linestyle=":")
+    _draw_profiles(axes, positions, bins.get("per_layer") if per_layer else None, bins["mean"])
     if any(_as_float(v) > 0 for v in bins["mean"]):
         axes.set_yscale("log")
     axes.set_xticks(positions, labels=labels, rotation=60, fontsize=7)
