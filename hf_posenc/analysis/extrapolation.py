@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..results import PretrainResult, ResultFile, json_safe, perplexity
 from ..storage import require_model_folder
@@ -278,7 +279,7 @@ def check_memory(config, lengths: Sequence[int], device="cpu", name: str = "the 
         )
 
 
-def _measure(model, stream, masked, length, tokenizer, metric_blocks) -> LengthMeasurement:
+def _measure(model, stream, masked, length, tokenizer, metric_blocks, name: str = "") -> LengthMeasurement:
     body = length - 2
     blocks = len(stream) // body
     measurement = LengthMeasurement(length=length, blocks=blocks)
@@ -296,8 +297,10 @@ def _measure(model, stream, masked, length, tokenizer, metric_blocks) -> LengthM
     total_loss, total_masked = 0.0, 0
     batch_size, measurement.metric_blocks = block_limits(model.config, length, min(metric_blocks, blocks))
     model.eval()
+    # A long length can take minutes: a bar per length says what runs and how far it is (stderr, like Trainer's).
+    progress = tqdm(range(0, blocks, batch_size), desc=f"{name} at {length} tokens".strip(), unit="batch", leave=False)
     with torch.no_grad():
-        for start in range(0, blocks, batch_size):
+        for start in progress:
             batch_labels = labels[start : start + batch_size].to(device)
             count = int((batch_labels != -100).sum())
             if count == 0:
@@ -438,7 +441,7 @@ def extrapolate(
             status = f"not run: {length} tokens exceed the {limit}-position table, which cannot extrapolate"
             measurement = LengthMeasurement(length=length, status=status)
         else:
-            measurement = _measure(model, stream, masked, length, tokenizer, metric_blocks)
+            measurement = _measure(model, stream, masked, length, tokenizer, metric_blocks, Path(model_dir).name)
             if measurement.status == OK:  # measured (not "not run: the text is too short")
                 measurement.status = length_status(length, trained, position_encoding(model), limit is not None)
         result.lengths.append(json_safe(asdict(measurement)))

@@ -25,7 +25,8 @@ def test_extrapolate_command_writes_results_and_a_plot(tmp_path, tiny_tokenizer,
     models = [str(tmp_path / name) for name in ("alibi", "learned", "foreign")]
     argv = ["extrapolate", *models, "--lengths", "16", "20", "40"]
     assert cli.main([*argv, "--texts", str(texts), "--output", str(output)]) == 0
-    printed = capsys.readouterr().out
+    printed, progress = capsys.readouterr()
+    assert "alibi at 20 tokens" in progress and "foreign at 40 tokens" in progress  # a bar per model and length
     assert "| model | trained length | length | loss | perplexity | locality | symmetry | status |" in printed
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in printed.splitlines()]
     rows = {tuple(row[:3]): row[-1] for row in cells if len(row) == 8}  # (model, trained length, length) -> status
