@@ -84,11 +84,16 @@ def split_for_console(
     return headline, detail
 
 
+def _is_per_layer(key: str) -> bool:
+    named = parse_metric_key(key)
+    return named is not None and named.layer is not None
+
+
 class LocalitySymmetryCallback(TrainerCallback):
     """Logs the locality and both symmetries of attention (overall and per layer, optionally per head) every
     `every_n_steps` optimizer steps (default: each logging step) and at the last step, on the main process only.
 
-    The metrics go through `trainer.log`, so they land in `trainer.state.log_history` and in every reporter
+    The overall metrics go through `trainer.log`, so they land in `trainer.state.log_history` and in every reporter
     (TensorBoard, ...). Changing `logs` in `on_log` would not reach the reporters, which run before user
     callbacks; that is why the callback needs the trainer, and `install` is the way to add it:
 
@@ -104,10 +109,12 @@ class LocalitySymmetryCallback(TrainerCallback):
 
     Attention sinks are measured for `special_token_ids` (``{"cls": id, "sep": id}``; by default the ids of the
     trainer's tokenizer, its `processing_class`; ``{}`` for none), the frequency bands for hf_posenc rotary
-    encodings. `trainer.log` gets every metric's overall value and the per-layer values of locality and the
-    symmetries (`split_for_console`): the console stays readable. The per-layer values of the sinks and bands and
-    the log-binned distance profile go to the TensorBoard reporter directly (under ``train/posenc/...`` as the
-    Trainer files its own logs) when the run reports to TensorBoard, and are always in `summaries`.
+    encodings. `trainer.log` gets every metric's overall value only, so the console shows one short line per
+    measurement; the per-layer values of locality and the symmetries join the same `log_history` entry (the curve
+    plots and the results read them there). Every per-layer value (with the sinks, bands and the log-binned
+    distance profile) goes to the TensorBoard reporter directly (under ``train/posenc/...``, as the Trainer files
+    its own logs) when the run reports to TensorBoard, and all are in `summaries`; other reporters (wandb, ...)
+    get the overall values.
     """
 
     def __init__(
@@ -189,11 +196,16 @@ class LocalitySymmetryCallback(TrainerCallback):
             ) from error
         self.summaries.append((state.global_step, summary))
         headline, detail = split_for_console(flatten_for_logging(summary, self.per_head))
+        # The console shows overall values only: per-layer dictionaries drowned the progress bar. The per-layer values
+        # of the paper's metrics still join the same log_history entry (the curve plots and results read them there)
+        # and TensorBoard.
+        per_layer = {key: value for key, value in headline.items() if _is_per_layer(key)}
         # trainer.log clears control.should_log, which would cancel the Trainer's own loss log of this step.
         should_log = control.should_log
-        self.trainer.log(headline)
+        self.trainer.log({key: value for key, value in headline.items() if key not in per_layer})
         control.should_log = should_log
-        self.write_to_tensorboard(detail, state.global_step)
+        state.log_history[-1].update(per_layer)
+        self.write_to_tensorboard({**per_layer, **detail}, state.global_step)
         if self.heatmap_every and len(self.summaries) % self.heatmap_every == 0:
             self.draw_heatmaps(args.output_dir, state.global_step, summary)
         if is_last_step and self.final_plot:
