@@ -13,7 +13,7 @@ import argparse
 import statistics
 
 import torch
-from bench_training_step import make_batch, model_sizes, time_and_measure
+from bench_training_step import add_model_size_arguments, make_batch, model_sizes, time_and_measure
 from transformers import AutoModelForMaskedLM
 
 import hf_posenc
@@ -28,11 +28,7 @@ MODELS = {
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hidden_size", type=int, default=256)
-    parser.add_argument("--num_hidden_layers", type=int, default=4)
-    parser.add_argument("--num_attention_heads", type=int, default=4)
-    parser.add_argument("--intermediate_size", type=int, default=1024)
-    parser.add_argument("--vocab_size", type=int, default=30522)
+    add_model_size_arguments(parser)
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--tokens", type=int, default=2048, help="tokens per step at every length")
     parser.add_argument("--mask_fraction", type=float, default=0.15)

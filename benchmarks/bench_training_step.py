@@ -24,13 +24,18 @@ from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 import hf_posenc
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_model_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model's size flags (BERT-mini-like defaults), shared by the step benchmarks; `model_sizes` reads them."""
     parser.add_argument("--hidden_size", type=int, default=256)
     parser.add_argument("--num_hidden_layers", type=int, default=4)
     parser.add_argument("--num_attention_heads", type=int, default=4)
     parser.add_argument("--intermediate_size", type=int, default=1024)
     parser.add_argument("--vocab_size", type=int, default=30522)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_size_arguments(parser)
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--mask_fraction", type=float, default=0.15)

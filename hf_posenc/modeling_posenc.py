@@ -5,8 +5,6 @@ Hub code: copied next to every saved model (with configuration_posenc.py and the
 torch, transformers and those files.
 """
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -148,16 +146,6 @@ class PosEncPreTrainedModel(PreTrainedModel):
                 f"The weights (*.safetensors) in {pretrained_model_name_or_path} cannot be read: {error}. The file is "
                 "damaged or was cut short (an interrupted copy or download); copy or save the model again."
             ) from error
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        super().save_pretrained(save_directory, *args, **kwargs)
-        # safetensors writes the weights with mode 0600 while config.json and the code follow the umask: give the
-        # weights config.json's mode, so the folder is shared (or kept private) as a whole.
-        config_file = Path(save_directory) / "config.json"
-        if config_file.is_file():
-            for weights in Path(save_directory).glob("*.safetensors"):
-                if not weights.is_symlink():
-                    weights.chmod(config_file.stat().st_mode & 0o666)
 
     def _init_weights(self, module):
         super()._init_weights(module)

@@ -151,6 +151,18 @@ def atomic_output(path: Path, mode: str = "w", **open_kwargs):
         yield handle
 
 
+def share_weights_like_config(folder: str | os.PathLike) -> None:
+    """Give the ``*.safetensors`` in ``folder`` the mode of its config.json: safetensors writes weights 0600 while
+    config.json and the rest follow the umask, so a saved model would be half shared."""
+    config_file = Path(folder) / "config.json"
+    if not config_file.is_file():
+        return
+    mode = stat.S_IMODE(config_file.stat().st_mode) & 0o666
+    for weights in Path(folder).glob("*.safetensors"):
+        if not weights.is_symlink():
+            weights.chmod(mode)
+
+
 def require_model_folder(path: str | os.PathLike, flag: str = "model") -> Path:
     """`path` as a Path if it is a folder written by `save_pretrained` (it holds config.json); else a
     FileNotFoundError that names `flag` (the argument the user gave) and says what to pass instead."""

@@ -99,3 +99,16 @@ def run_without_hf_posenc(script: str, arguments: list[str], folder) -> dict:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def tensorboard_tags(output_dir) -> dict[str, list[int]]:
+    """Every scalar tag in the TensorBoard event files under ``output_dir/runs``, with the steps it was written at."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found: dict[str, list[int]] = {}
+    for events in sorted(output_dir.glob("runs/**/events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            found.setdefault(tag, []).extend(event.step for event in accumulator.Scalars(tag))
+    return found

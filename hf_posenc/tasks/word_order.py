@@ -104,7 +104,7 @@ class ProbeArguments:
         return self.model_name or self.model_folder.resolve().name
 
 
-def _check_output_folder(arguments: ProbeArguments) -> None:
+def _check_output_folder(arguments: ProbeArguments, weights: str | None) -> None:
     """Fail before any training when the results could not be written or would replace another model's."""
     output_dir = arguments.output_folder
     if output_dir.exists() and not output_dir.is_dir():
@@ -125,7 +125,6 @@ def _check_output_folder(arguments: ProbeArguments) -> None:
             f"{arguments.row_name!r}; choose another --output_dir or pass --overwrite_output_dir to replace them."
         )
     # Same name, other model: folders called `final` or `model` are common, and a retrained model keeps its folder.
-    weights = weights_fingerprint(arguments.model_folder)
     if earlier.weights != weights:
         other = "weights not recorded (an older file)" if earlier.weights is None else "other weights"
         raise FileExistsError(
@@ -151,7 +150,8 @@ def run_probe(arguments: ProbeArguments | None = None, /, **options) -> ProbeRes
     training = arguments.training
     model_dir = require_model_folder(arguments.model_folder)
     output_dir = arguments.output_folder
-    _check_output_folder(arguments)
+    weights = weights_fingerprint(model_dir)  # results are keyed by it
+    _check_output_folder(arguments, weights)
     # The test pairs and probes first: a bad test file fails before a model is loaded.
     test_pairs = SNLI.load(SNLI.report_split, arguments.test_file)
     if arguments.max_eval_samples is not None:
@@ -231,7 +231,7 @@ def run_probe(arguments: ProbeArguments | None = None, /, **options) -> ProbeRes
         verdict=reading["verdict"],
         deltas_meaningful={ABOVE_CHANCE: True, NOT_ABOVE_CHANCE: False}.get(reading["verdict"]),
         model_path=str(model_dir.resolve()),
-        weights=weights_fingerprint(model_dir),
+        weights=weights,
     )
     with atomic_output(output_dir / TABLE_FILE, encoding="utf-8") as handle:
         handle.write(format_table({result.model: result}) + "\n")

@@ -41,6 +41,7 @@ from ..analysis.callback import LocalitySymmetryCallback, probe_batch_from_datas
 from ..analysis.metrics import attention_results
 from ..analysis.model_attention import summarize_model
 from ..results import PLOTS_FOLDER, PretrainResult, json_safe, perplexity
+from ..storage import share_weights_like_config
 from .checks import check_arguments, check_data
 from .corpus import load_pretraining_data
 from .guards import CheckpointSpaceGuard, DivergenceGuard
@@ -48,10 +49,14 @@ from .model_config import build_config
 
 
 class PretrainingTrainer(CheckpointSpaceGuard, Trainer):
-    """A Trainer whose checkpoint saves clean up after a full disk (`CheckpointSpaceGuard`) and whose evaluation
-    keeps the last, partial batch. `dataloader_drop_last` keeps training batches full;
+    """A Trainer whose checkpoint saves clean up after a full disk (`CheckpointSpaceGuard`), whose saved weights
+    share the folder's permissions, and whose evaluation keeps the last, partial batch. `dataloader_drop_last` keeps training batches full;
     applied to evaluation too, it would drop a validation split smaller than one batch entirely, and with it the
     evaluation loss."""
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        super()._save(output_dir, state_dict)
+        share_weights_like_config(output_dir or self.args.output_dir)  # the final model and every checkpoint
 
     def get_eval_dataloader(self, eval_dataset=None):
         # Trainer reads the flag from its arguments when it builds a loader, and offers no other switch for it.

@@ -5,21 +5,10 @@ per-layer values of the sinks and frequency bands and the log-binned profile go 
 from __future__ import annotations
 
 import torch
-from conftest import SENTENCES, tiny_config
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import SENTENCES, tensorboard_tags, tiny_config
 from transformers import AutoModelForMaskedLM, Trainer, TrainingArguments
 
 from hf_posenc.analysis.callback import LocalitySymmetryCallback
-
-
-def tensorboard_tags(output_dir) -> dict[str, list[int]]:
-    found: dict[str, list[int]] = {}
-    for events in sorted(output_dir.glob("runs/**/events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        for tag in accumulator.Tags()["scalars"]:
-            found.setdefault(tag, []).extend(event.step for event in accumulator.Scalars(tag))
-    return found
 
 
 def test_callback_logs_sinks_bands_and_bins_without_flooding_the_console(tmp_path, tiny_tokenizer):

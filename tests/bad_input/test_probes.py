@@ -137,6 +137,24 @@ def test_output_folder_with_another_models_results(tiny_model, test_file, tmp_pa
     assert ProbeResult.load(output).model == "bert-base"  # nothing replaced by a failed run
 
 
+def test_output_folder_with_results_of_other_weights_under_the_same_name(tiny_model, test_file, tmp_path, capsys):
+    """A retrained model keeps its folder name: results are matched by the weights' SHA-256, not by the name."""
+    from hf_posenc.results import weights_fingerprint
+
+    output = tmp_path / "out"
+    fields = dict(probes={}, deltas={}, model=tiny_model.name, model_type="posenc_alibi", train_pairs=1, test_pairs=1)
+    for weights, what in (("sha256:earlier", "other weights"), (None, "weights not recorded")):
+        ProbeResult(**fields, seed=0, weights=weights).save(output)
+        message = _probe(capsys, tiny_model, "--output_dir", output, "--test_file", test_file)
+        assert f"a model named '{tiny_model.name}' with {what}" in message and "--overwrite_output_dir" in message
+    # The same weights: the run goes on to the next check (here: a tokenizer folder that is missing).
+    ProbeResult(**fields, seed=0, weights=weights_fingerprint(tiny_model)).save(output)
+    message = _probe(
+        capsys, tiny_model, "--output_dir", output, "--test_file", test_file, "--tokenizer", tmp_path / "x"
+    )
+    assert "tokenizer folder" in message
+
+
 def test_output_folder_with_unreadable_results_or_a_file_in_its_place(tiny_model, test_file, tmp_path, capsys):
     output = tmp_path / "out"
     output.mkdir()

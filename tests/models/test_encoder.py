@@ -171,19 +171,3 @@ def test_token_classification_head_labels_every_token_and_ignores_minus_100():
     kept = labels != -100
     expected = F.cross_entropy(output.logits[kept], labels[kept])
     torch.testing.assert_close(output.loss, expected)
-
-
-def test_saved_weights_share_the_folders_permissions(tmp_path):
-    """safetensors alone writes the weights 0600 beside a 0644 config.json; a saved variant is consistent."""
-    import os
-
-    previous = os.umask(0o022)
-    try:
-        tiny_mlm("rope").save_pretrained(tmp_path / "shared")
-        os.umask(0o077)
-        tiny_mlm("rope").save_pretrained(tmp_path / "private")
-    finally:
-        os.umask(previous)
-    for folder, mode in (("shared", 0o644), ("private", 0o600)):
-        assert (tmp_path / folder / "config.json").stat().st_mode & 0o777 == mode
-        assert (tmp_path / folder / "model.safetensors").stat().st_mode & 0o777 == mode

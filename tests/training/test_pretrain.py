@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import tensorboard_tags
 from transformers import BertConfig, BertForMaskedLM, Trainer, TrainerCallback, TrainingArguments
 
 from hf_posenc import data
@@ -66,20 +66,10 @@ def run_pretrain(argv: list[str], callbacks=()) -> PretrainResult:
     return pretrain(**parse_pretrain_arguments(argv), callbacks=callbacks)
 
 
-def scalars(output_dir: Path) -> dict[str, list]:
-    found = {}
-    for events in sorted(output_dir.glob("runs/**/events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        for tag in accumulator.Tags()["scalars"]:
-            found.setdefault(tag, []).extend(event.step for event in accumulator.Scalars(tag))
-    return found
-
-
 def test_run_logs_metrics_to_tensorboard_and_saves_safetensors(tmp_path):
     output = tmp_path / "run"
     returned = run_pretrain(["--variant", "alibi", "--output_dir", str(output), *TINY_RUN])
-    tags = scalars(output)
+    tags = tensorboard_tags(output)
     # Trainer's TensorBoard reporter files every non-eval log under "train/".
     for tag in (
         "posenc/locality",
@@ -160,7 +150,7 @@ def test_accelerate_launch_two_processes_on_cpu(tmp_path):
         assert (result.stdout.count(built), result.stdout.count(reused)) == (1, 1), result.stdout[-2000:]
     results = json.loads((output / "posenc_results.json").read_text())
     assert results["train_loss"] < 8  # the loss of 2 processes is not doubled: ln(1000) = 6.9 at the start
-    tags = scalars(output)
+    tags = tensorboard_tags(output)
     assert tags["train/posenc/locality"] == [4, 8, 12]  # measured and logged once, by the main process
     writers = {events.name.split(".")[-2] for events in output.glob("runs/**/events.out.tfevents.*")}
     assert len(writers) == 1  # event files carry the writer's pid: only the main process reports
@@ -299,6 +289,20 @@ def test_continue_pretraining_a_saved_model_on_a_few_blocks(tmp_path, capsys):
         run_pretrain(["--model_name_or_path", str(bert), "--output_dir", str(tmp_path / "y"), *tiny_run])
     with pytest.raises(ValueError, match="--max_train_samples must be at least 1 block"):
         run_pretrain(["--output_dir", str(tmp_path / "z"), *TINY_RUN, "--max_train_samples", "0"])
+
+
+def test_saved_weights_share_the_folders_permissions(tmp_path):
+    """safetensors alone writes the weights 0600 beside a 0644 config.json; pretraining's saves are consistent."""
+    output = tmp_path / "run"
+    quick = ["--max_steps", "2", "--save_steps", "2", "--eval_strategy", "no", "--posenc_metrics", "false"]
+    previous = os.umask(0o022)
+    try:
+        run_pretrain(["--output_dir", str(output), *TINY_RUN, *quick])
+    finally:
+        os.umask(previous)
+    for folder in (output, output / "checkpoint-2"):
+        assert (folder / "config.json").stat().st_mode & 0o777 == 0o644
+        assert (folder / "model.safetensors").stat().st_mode & 0o777 == 0o644
 
 
 def test_hf_posenc_pretrain_is_the_script_without_a_clone(tmp_path):
