@@ -1,5 +1,7 @@
 """The per-step cost of the content-dependent bias (`forgetting`: a [B, H, T, T] bias per layer, from that layer's
-gates) against `learned` and against `alibi` (one position-only bias shared by every layer and sequence).
+gates) and of contextual positions (`cope`: [B, H, T, T] gates and counts per layer, on the eager score path) against
+`learned`, `alibi` (one position-only bias shared by every layer and sequence) and `shaw` (the score route's eager
+attention without per-sample counts).
 
 One process, same batches, models timed round-robin and the median step kept, as in bench_training_step.py (whose
 helpers this script uses). Each length keeps the tokens per step constant (batch x length = --tokens), so the
@@ -7,6 +9,7 @@ quadratic part shows. Memory on CPU: the bytes autograd saves for the backward p
 
     python benchmarks/bench_content_bias.py                      # hidden 256, 4 layers, lengths 128 and 512, CPU
     python benchmarks/bench_content_bias.py --device cuda --lengths 128 512 2048
+    python benchmarks/bench_content_bias.py --models shaw "cope (separate tables)" "cope (shared table)"
 """
 
 import argparse
@@ -23,6 +26,9 @@ MODELS = {
     "alibi": ("alibi", {}),
     "forgetting (tied)": ("forgetting", {}),
     "forgetting (separate)": ("forgetting", {"forgetting_tied_gates": False}),
+    "shaw": ("shaw", {}),
+    "cope (separate tables)": ("cope", {}),
+    "cope (shared table)": ("cope", {"cope_shared_table": True}),
 }
 
 
@@ -30,6 +36,9 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_size_arguments(parser)
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
+    parser.add_argument(
+        "--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="learned, the baseline, always runs"
+    )
     parser.add_argument("--tokens", type=int, default=2048, help="tokens per step at every length")
     parser.add_argument("--mask_fraction", type=float, default=0.15)
     parser.add_argument("--rounds", type=int, default=3)
@@ -49,6 +58,7 @@ def measure_length(args, seq_len: int) -> list[dict]:
         .to(args.device, dtype)
         .train()
         for name, (variant, settings) in MODELS.items()
+        if name == "learned" or name in args.models
     }
     optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
     batches = [make_batch(args, generator) for _ in range(args.steps_per_round)]

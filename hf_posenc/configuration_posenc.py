@@ -31,9 +31,11 @@ def revision_of(settings: dict) -> int:
 
 class PosEncConfig(PreTrainedConfig):
     """BERT's hyper-parameters plus `pre_layer_norm` (False: post-LN as in BERT; True: pre-LN with a final norm) and
-    `posenc_revision` (which definition of the encodings the model was built with; see `POSENC_REVISION`).
-    Each subclass fixes `variant` (the positional encoding) and adds that encoding's parameters. An option whose
-    default changed between revisions defaults to None and is resolved from the revision, then stored explicitly.
+    `posenc_revision` (which definition of the encodings the model was built with; see `POSENC_REVISION`) and
+    `randomized_positions_range` (Ruoss et al. 2023: N > 0 draws each forward's positions from 0..N-1; see
+    `positional_base.randomized_positions`). Each subclass fixes `variant` (the positional encoding) and adds that
+    encoding's parameters. An option whose default changed between revisions defaults to None and is resolved from
+    the revision, then stored explicitly.
 
     Every subclass defines `__init__`, even a trivial one: transformers turns a config subclass without its own
     `__init__` into a dataclass whose generated `__init__` would bypass this one."""
@@ -61,6 +63,7 @@ class PosEncConfig(PreTrainedConfig):
         pad_token_id: int = 0,
         tie_word_embeddings: bool = True,
         posenc_revision: int | None = None,
+        randomized_positions_range: int = 0,
         **kwargs,
     ):
         self.posenc_revision = revision_of({**kwargs, "posenc_revision": posenc_revision})
@@ -80,6 +83,7 @@ class PosEncConfig(PreTrainedConfig):
         self.classifier_dropout = classifier_dropout
         self.pad_token_id = pad_token_id
         self.tie_word_embeddings = tie_word_embeddings
+        self.randomized_positions_range = randomized_positions_range
         self.check_settings()  # before transformers' own checks, which would fail less clearly (zero heads: 1/0)
         kwargs.setdefault("auto_map", self.hub_auto_map())
         super().__init__(**kwargs)
@@ -118,6 +122,12 @@ class PosEncConfig(PreTrainedConfig):
             )
         for name in ("pre_layer_norm", "tie_word_embeddings"):
             require_bool(name, getattr(self, name))
+        value = self.randomized_positions_range
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(
+                f"randomized_positions_range must be a whole number >= 0 (0: off; N: positions drawn from 0..N-1, "
+                f"Ruoss et al. 2023); got {value!r}."
+            )
         if not callable(self.hidden_act) and not (isinstance(self.hidden_act, str) and self.hidden_act in ACT2FN):
             raise ValueError(
                 f"hidden_act must name one of transformers' activations (BERT: 'gelu'; also 'relu', 'silu', "
@@ -533,6 +543,78 @@ class PosEncForgettingConfig(PosEncConfig):
         super().__init__(**kwargs)
 
 
+class PosEncCopeConfig(PosEncConfig):
+    """Bidirectional contextual position (CoPE): `cope_max_positions` (P: embeddings per side; gated counts are
+    clamped to P - 1) and `cope_shared_table` (one table for keys on both sides, a symmetric counting rule; False: a
+    left and a right table). P = 64 by default: a count grows by at most one per token and by about one half at
+    initialisation (gates near sigmoid(0)), so 64 rows cover the first 64 to 128 tokens on each side (the reach
+    of Shaw's default clipping distance, 64), while the gathered [B, H, T, 2P] products stay below the [B, H, T, T]
+    logits at BERT's 512 tokens (the released code's default, block size + 1, would double them)."""
+
+    model_type = "posenc_cope"
+    variant = "cope"
+
+    def __init__(self, cope_max_positions: int = 64, cope_shared_table: bool = False, **kwargs):
+        value = cope_max_positions
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ValueError(
+                f"cope_max_positions must be a whole number >= 2 (the position embeddings per side; counts are "
+                f"clamped to cope_max_positions - 1; 64 is the default); got {value!r}."
+            )
+        require_bool("cope_shared_table", cope_shared_table)
+        self.cope_max_positions = cope_max_positions
+        self.cope_shared_table = cope_shared_table
+        super().__init__(**kwargs)
+
+
+class PosEncSandwichConfig(PosEncConfig):
+    """Sandwich's parameter-free bias: sums of cosines of `sandwich_dimension` / 2 sinusoidal frequencies (an even
+    number >= 2; None: the head dimension, as NVIDIA NeMo passes)."""
+
+    model_type = "posenc_sandwich"
+    variant = "sandwich"
+
+    def __init__(self, sandwich_dimension: int | None = None, **kwargs):
+        if sandwich_dimension is not None:
+            require_whole_number("sandwich_dimension", sandwich_dimension, minimum=2)
+            if sandwich_dimension % 2:
+                raise ValueError(
+                    f"sandwich_dimension must be even (it pairs sines and cosines); got {sandwich_dimension}."
+                )
+        self.sandwich_dimension = sandwich_dimension
+        super().__init__(**kwargs)
+        if sandwich_dimension is None and self.head_dim % 2:
+            raise ValueError(
+                f"sandwich_dimension defaults to the head dimension, {self.head_dim}, which is odd; set "
+                "sandwich_dimension to an even number (for example 64) or choose an even head dimension."
+            )
+
+
+class PosEncComropeConfig(PosEncConfig):
+    """Learned commuting rotations (ComRoPE / LieRE in one dimension): each layer and head rotates its queries and keys
+    at position p by exp(p A), A block-diagonal and skew-symmetric with blocks of `comrope_block_size` (which must
+    divide the head dimension), learned from A = P - P^T with P ~ N(0, `comrope_init_std`)."""
+
+    model_type = "posenc_comrope"
+    variant = "comrope"
+
+    def __init__(self, comrope_block_size: int = 4, comrope_init_std: float = 0.07, **kwargs):
+        require_whole_number("comrope_block_size", comrope_block_size, minimum=2)
+        std = comrope_init_std
+        if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0 < std < math.inf:
+            raise ValueError(f"comrope_init_std must be a finite number > 0 (default 0.07); got {std!r}.")
+        self.comrope_block_size = comrope_block_size
+        self.comrope_init_std = comrope_init_std
+        super().__init__(**kwargs)
+        if self.head_dim % comrope_block_size:
+            divisor = largest_divisor_up_to(self.head_dim, comrope_block_size)
+            raise ValueError(
+                f"comrope_block_size={comrope_block_size} does not divide the head dimension hidden_size/"
+                f"num_attention_heads = {self.head_dim}; choose a block size that divides it (for example "
+                f"{divisor if divisor > 1 else self.head_dim}; 2 is RoPE with learned frequencies)."
+            )
+
+
 VARIANTS: dict[str, type[PosEncConfig]] = {
     config.variant: config
     for config in (
@@ -550,5 +632,8 @@ VARIANTS: dict[str, type[PosEncConfig]] = {
         PosEncFireConfig,
         PosEncAttenuatedConfig,
         PosEncForgettingConfig,
+        PosEncCopeConfig,
+        PosEncSandwichConfig,
+        PosEncComropeConfig,
     )
 }

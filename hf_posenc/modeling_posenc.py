@@ -21,6 +21,8 @@ from transformers.modeling_outputs import (
 
 from .configuration_posenc import HEADS, VARIANTS, PosEncConfig
 from .positional import ENCODINGS, PositionalEncoding
+from .positional_base import check_position_range, randomized_positions
+from .positional_flex import DistanceBiasAttention, flex_attention_bias
 
 
 class PosEncEmbeddings(nn.Module):
@@ -67,11 +69,14 @@ class PosEncSelfAttention(nn.Module):
         qkv = self.query_key_value(hidden_states).view(batch, seq_len, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, T, d]
         if positional.route == "rotate":
-            query, key = positional.rotate(query, key, layer_context)
+            rotation = layer_context[self.layer_index] if positional.per_layer_context else layer_context
+            query, key = positional.rotate(query, key, rotation)
         dropout = self.dropout_prob if self.training else 0.0
 
         eager = output_attentions or positional.route == "score" or self.config._attn_implementation == "eager"
-        if not eager:
+        if isinstance(attention_bias, DistanceBiasAttention):  # the encoder chose FlexAttention (positional_flex)
+            context, probabilities = attention_bias.attend(query, key, value, self.scaling), None
+        elif not eager:
             context = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=attention_bias, dropout_p=dropout, scale=self.scaling
             )
@@ -129,6 +134,7 @@ class PosEncPreTrainedModel(PreTrainedModel):
     base_model_prefix = "posenc"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    _supports_flex_attn = True  # the bias route's distance tables as a score_mod (positional_flex.py)
     _no_split_modules = ["PosEncLayer"]
     # transformers guesses from the source whether attention can be switched at run time; ours reads
     # config._attn_implementation on every call, so `set_attn_implementation("eager")` is safe.
@@ -163,6 +169,7 @@ class PosEncModel(PosEncPreTrainedModel):
     def __init__(self, config: PosEncConfig):
         super().__init__(config)
         self.position = ENCODINGS[config.variant](config)
+        check_position_range(self.position, config.randomized_positions_range)
         self.embeddings = PosEncEmbeddings(config, self.position.token_embedding_scale)
         # Revision 1 floored every bias at -50, which changes attention for learned biases that sit lower as a whole.
         self.bias_floor_below_row_max = config.posenc_revision >= 2
@@ -418,19 +425,32 @@ class PosEncModel(PosEncPreTrainedModel):
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         self.position.check_length(seq_len)
         documents = self.document_layout(document_ids, batch, seq_len)
+        positions = randomized_positions(self.config.randomized_positions_range, seq_len, self.training, device)
+        if positions is not None and documents is not None:
+            raise ValueError(
+                "randomized_positions_range and document_ids (document-aware packing) cannot be combined: positions "
+                "restart at each document. Use one of them."
+            )
+        # With randomized positions the tables span the whole range and each token reads its drawn row.
+        table_length = seq_len if positions is None else self.config.randomized_positions_range
+        token_positions = documents[1] if documents is not None else positions
 
         dtype = self.embeddings.word_embeddings.weight.dtype
-        position_vectors = self.position.embeddings(seq_len, device, dtype) if self.position.route == "embed" else None
-        if position_vectors is not None and documents is not None:
-            position_vectors = position_vectors[documents[1]]  # [B, T, D]: each token's position in its document
+        position_vectors = None
+        if self.position.route == "embed":
+            position_vectors = self.position.embeddings(table_length, device, dtype)
+            if token_positions is not None:
+                position_vectors = position_vectors[token_positions]  # each token's row: [T, D] or [B, T, D]
         hidden_states = self.embeddings(input_ids, token_type_ids, inputs_embeds, position_vectors)
         real = self.real_tokens(attention_mask, batch, seq_len)
         if device.type != "cpu":
             self._device_inputs_checked = True
-        attention_bias = self.attention_bias(real, seq_len, device, hidden_states.dtype, documents)
-        layer_context = self.position.layer_context(seq_len, device, hidden_states.dtype)
-        if documents is not None:
-            layer_context = self.position.context_at_positions(layer_context, documents[1])
+        attention_bias = flex_attention_bias(self, real, document_ids, batch, seq_len, device, output_attentions)
+        if attention_bias is None:
+            attention_bias = self.attention_bias(real, seq_len, device, hidden_states.dtype, documents)
+        layer_context = self.position.layer_context(table_length, device, hidden_states.dtype)
+        if token_positions is not None:
+            layer_context = self.position.context_at_positions(layer_context, token_positions.expand(batch, seq_len))
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None

@@ -335,7 +335,8 @@ def check_on_tiny_model(encoding_class, config_class, masked_lm_class, where: st
             elif encoding.route == "bias":
                 result = encoding.bias(length, "cpu")
             elif encoding.route == "rotate":
-                result = encoding.rotate(query, query.clone(), context)
+                layer_zero = context[0] if encoding.per_layer_context else context
+                result = encoding.rotate(query, query.clone(), layer_zero)
                 pair = isinstance(result, tuple) and len(result) == 2
                 if not pair or not all(torch.is_tensor(part) and part.shape == query.shape for part in result):
                     raise ValueError(

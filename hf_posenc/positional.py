@@ -11,8 +11,9 @@ Routes (see "The variants" in README.md):
 
 The encoder asks an encoding for what its route needs and never looks at its name. The base class and shared
 helpers are in positional_base.py, the bias route in positional_bias.py (the content-dependent forgetting gate in
-positional_gated.py), the rotate route in positional_rotary.py; this file holds the other routes and the registry
-`ENCODINGS`. All are Hub code: copied next to every saved model, so they import only torch and transformers.
+positional_gated.py), the rotate route in positional_rotary.py, the score route's contextual counts (CoPE) in
+positional_contextual.py; this file holds the other routes and the registry `ENCODINGS`. All are Hub code: copied
+next to every saved model, so they import only torch and transformers.
 """
 
 import math
@@ -21,20 +22,23 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
-from .positional_base import PositionalEncoding, gather_relative, signed_distance
+from .positional_base import PositionalEncoding, ScoreEncoding, gather_relative, signed_distance
 from .positional_bias import (
     ALiBiBias,
     AttenuatedBias,
     BiasEncoding,
     FireBias,
     KerpleBias,
+    SandwichBias,
     T5RelativeBias,
     TupeBias,
     alibi_slopes,
     per_head_values,
     t5_relative_bucket,
 )
+from .positional_contextual import ContextualPositionScores
 from .positional_gated import ForgettingGateBias
+from .positional_learned_rotation import LearnedCommutingRotation
 from .positional_rotary import RotaryEncoding
 
 __all__ = [
@@ -127,16 +131,6 @@ class SinusoidalEncoding(PositionalEncoding):
 
 
 # ---------------------------------------------------------------------------------------------------- score
-class ScoreEncoding(PositionalEncoding):
-    """Base of the score route: `scores(query, key, layer_index, context)` returns [B, H, T, T] logits (before
-    scaling) that are added to q.k^T on the eager attention path."""
-
-    route = "score"
-
-    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> torch.Tensor:
-        raise NotImplementedError
-
-
 def clipped_distance_index(seq_len: int, max_distance: int, device) -> torch.Tensor:
     """Index into a table of 2*max_distance + 1 relative embeddings for each (query i, key j): i - j clipped."""
     return signed_distance(seq_len, device).clamp(-max_distance, max_distance) + max_distance
@@ -278,5 +272,8 @@ ENCODINGS: dict[str, type[PositionalEncoding]] = {
         FireBias,
         AttenuatedBias,
         ForgettingGateBias,
+        ContextualPositionScores,
+        SandwichBias,
+        LearnedCommutingRotation,
     )
 }

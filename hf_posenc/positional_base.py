@@ -22,6 +22,7 @@ class PositionalEncoding(nn.Module):
     absolute = False  # uses absolute positions, so padding before real tokens would shift them
     length_dependent = False  # the bias depends on the sequence length: `bias(..., real_lengths=[B])` per sequence
     per_layer = False  # the bias has one [H, T, T] slice per layer: `bias` returns [L, H, T, T] (not length-dependent)
+    per_layer_context = False  # `layer_context` holds one context per layer: layer l is handed item l (rotate route)
     token_embedding_scale = 1.0  # the token embeddings are multiplied by this (Vaswani et al.: sqrt(hidden_size))
     # The bias depends on the content: each layer asks `bias_from_hidden_states(attention_input, layer_index, real)`
     # for its [B, H, T, T] bias instead of sharing one built from positions.
@@ -70,11 +71,59 @@ class PositionalEncoding(nn.Module):
         training length never read runs on untrained parameters (`hf-posenc extrapolate` reports it)."""
         return None
 
+    def bias_by_distance(self, seq_len: int, device) -> torch.Tensor | None:
+        """The bias as a small table indexed by distance, for kernels that add it per score (FlexAttention's
+        `score_mod`) instead of reading a dense [H, T, T] tensor: float32 [H, 2T - 1] ([L, H, 2T - 1] for `per_layer`
+        encodings), entry k being the bias of every (query i, key j) with i - j = k - (T - 1), so that
+        `bias(seq_len)[..., i, j] == table[..., i - j + T - 1]`. Built from the parameters, so learned values keep
+        their gradients. None (the default) when the bias is not a function of i - j alone (absolute or
+        length-dependent biases, content-dependent ones) or the route has no bias."""
+        return None
+
+
+def check_position_range(encoding: PositionalEncoding, position_range: int) -> None:
+    """Refuse `randomized_positions_range` for an encoding it cannot apply to, before anything trains."""
+    if not position_range:
+        return
+    if encoding.route not in ("embed", "rotate"):
+        raise ValueError(
+            f"randomized_positions_range={position_range}: the '{encoding.name}' encoding ({encoding.route} route) "
+            "computes from distances, not from each token's position, so there is nothing to randomize; use it with "
+            "an encoding that reads positions (embed or rotate route: learned, sinusoidal, rope, ...), or set it to 0."
+        )
+    if not encoding.extrapolates and position_range > encoding.max_position_embeddings:
+        raise ValueError(
+            f"randomized_positions_range={position_range} exceeds the '{encoding.name}' table of "
+            f"max_position_embeddings={encoding.max_position_embeddings} rows; lower it or enlarge the table."
+        )
+
+
+def randomized_positions(position_range: int, seq_len: int, training: bool, device) -> torch.Tensor | None:
+    """Randomized positional encodings (Ruoss et al. 2023): with a range N > 0, the T tokens of a forward get T
+    distinct positions drawn from 0..N-1 and sorted, one draw for the whole batch as in the authors' code, so a model
+    trained on short blocks has seen the positions of longer ones. The authors draw at test time too; so do we, but
+    outside training from a generator seeded by T, so that evaluating twice gives the same numbers. None for N = 0."""
+    if not position_range:
+        return None
+    if seq_len > position_range:
+        raise ValueError(
+            f"A sequence of {seq_len} tokens cannot take distinct positions from randomized_positions_range="
+            f"{position_range}; set the range to at least the longest sequence (Ruoss et al.: the longest test length)."
+        )
+    generator = None if training else torch.Generator().manual_seed(seq_len)
+    draw = torch.randperm(position_range, generator=generator, device=device if training else "cpu")[:seq_len]
+    return draw.sort().values.to(device, non_blocking=True)
+
 
 def signed_distance(seq_len: int, device) -> torch.Tensor:
     """[T, T] matrix of i - j (query minus key): positive when the key is left of the query."""
     positions = torch.arange(seq_len, device=device)
     return positions[:, None] - positions[None, :]
+
+
+def relative_distances(seq_len: int, device) -> torch.Tensor:
+    """[2T - 1] distances i - j from -(T - 1) to T - 1: entry k holds k - (T - 1) (see `bias_by_distance`)."""
+    return torch.arange(1 - seq_len, seq_len, device=device)
 
 
 def gather_relative(scores_by_distance: torch.Tensor, distance_index: torch.Tensor) -> torch.Tensor:
@@ -83,3 +132,14 @@ def gather_relative(scores_by_distance: torch.Tensor, distance_index: torch.Tens
     batch, heads, seq_len, _ = scores_by_distance.shape
     index = distance_index.expand(batch, heads, seq_len, distance_index.shape[-1])
     return torch.gather(scores_by_distance, -1, index)
+
+
+class ScoreEncoding(PositionalEncoding):
+    """Base of the score route: `scores(query, key, layer_index, context)` returns [B, H, T, T] logits (before
+    scaling) that are added to q.k^T on the eager attention path. Defined here, and re-exported by positional.py, so
+    that a sibling file (positional_contextual.py) can subclass it without importing positional.py back."""
+
+    route = "score"
+
+    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> torch.Tensor:
+        raise NotImplementedError

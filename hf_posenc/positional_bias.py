@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
-from .positional_base import PositionalEncoding, signed_distance
+from .positional_base import PositionalEncoding, relative_distances, signed_distance
 
 
 # ----------------------------------------------------------------------------------------------------- bias
@@ -66,6 +66,10 @@ class T5RelativeBias(BiasEncoding):
         buckets = self.buckets(seq_len, device) if buckets is None else buckets
         return self.relative_attention_bias(buckets).permute(2, 0, 1).float()
 
+    def bias_by_distance(self, seq_len: int, device) -> torch.Tensor:
+        buckets = t5_relative_bucket(-relative_distances(seq_len, device), self.num_buckets, self.max_distance)
+        return self.relative_attention_bias(buckets).T.float()
+
     def table_rows(self, seq_len: int) -> set[int]:
         return set(self.buckets(seq_len, "cpu").unique().tolist())
 
@@ -113,10 +117,17 @@ class ALiBiBias(BiasEncoding):
         init.copy_(self.slopes, self.initial_slopes())
 
     def bias(self, seq_len: int, device) -> torch.Tensor:
-        distance = signed_distance(seq_len, device).float()
-        left_slopes, right_slopes = self.slopes[0], self.slopes[-1]
-        key_is_left = (distance > 0)[None]
-        slope = torch.where(key_is_left, left_slopes[:, None, None], right_slopes[:, None, None])
+        return self.bias_at_distance(signed_distance(seq_len, device))
+
+    def bias_by_distance(self, seq_len: int, device) -> torch.Tensor:
+        return self.bias_at_distance(relative_distances(seq_len, device))
+
+    def bias_at_distance(self, distance: torch.Tensor) -> torch.Tensor:
+        """[H, *distance.shape]: the bias of query-minus-key distances `distance` (any shape)."""
+        distance = distance.float()
+        left_slopes = broadcast_per_head(self.slopes[0], distance)
+        right_slopes = broadcast_per_head(self.slopes[-1], distance)
+        slope = torch.where((distance > 0)[None], left_slopes, right_slopes)
         return -slope.float() * distance.abs()[None]
 
 
@@ -146,13 +157,21 @@ class KerpleBias(BiasEncoding):
         init.uniform_(self.shape, 0.0, 1.0 if log_kernel else 2.0)
 
     def bias(self, seq_len: int, device) -> torch.Tensor:
-        distance = signed_distance(seq_len, device).abs().float()[None]
+        return self.bias_at_distance(signed_distance(seq_len, device))
+
+    def bias_by_distance(self, seq_len: int, device) -> torch.Tensor:
+        return self.bias_at_distance(relative_distances(seq_len, device))
+
+    def bias_at_distance(self, distance: torch.Tensor) -> torch.Tensor:
+        """[H, *distance.shape]: the kernel at query-minus-key distances `distance` (any shape)."""
+        distance = distance.abs().float()[None]
         # Clamping the stored values (not the graph) keeps the gradient of a parameter that fell below the floor,
         # and gives the same outputs as clamping in the graph for any saved weights.
         with torch.no_grad():
             self.scale.clamp_(min=self.floor)
             self.shape.clamp_(min=self.floor, max=None if self.kernel == "log" else 2.0)
-        scale, shape = self.scale.float()[:, None, None], self.shape.float()[:, None, None]
+        scale = broadcast_per_head(self.scale.float(), distance[0])
+        shape = broadcast_per_head(self.shape.float(), distance[0])
         if self.kernel == "log":
             return -scale * torch.log1p(shape * distance)
         return -scale * distance.pow(shape)
@@ -222,6 +241,11 @@ class FireBias(BiasEncoding):
         return self.mlp(features[..., None].to(self.mlp[0].weight.dtype)).movedim(-1, -3).float()
 
 
+def broadcast_per_head(values: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+    """Per-head values [H] shaped to broadcast against [H, *distance.shape]."""
+    return values.view(-1, *(1,) * distance.dim())
+
+
 def per_head_values(value, num_heads: int, per_head: bool) -> list[float]:
     """A float or list of floats as the list of starting values: one per head, or a single shared one."""
     values = [float(item) for item in value] if isinstance(value, (list, tuple)) else [float(value)]
@@ -288,12 +312,26 @@ class AttenuatedBias(BiasEncoding):
     def table_rows(self, seq_len: int) -> set[int] | None:
         return set(range(seq_len)) if self.form == "learned_table" else None
 
+    def bias_by_distance(self, seq_len: int, device) -> torch.Tensor | None:
+        """[H, 2T - 1], or [L, H, 2T - 1] for the learned table; None for the probability form, whose softmax
+        over each row's real keys makes it depend on the row and the sequence's length."""
+        if self.form == "probability":
+            return None
+        distance = relative_distances(seq_len, device)
+        if self.form == "learned_table":
+            return self.distance_table[:, :, distance.abs()].float()
+        return self.penalty_at(distance)
+
     def penalty(self, seq_len: int, device) -> torch.Tensor:
         """[H, T, T] Gaussian penalty -w d^2 (left) and -s w d^2 (right)."""
-        distance = signed_distance(seq_len, device).float()
+        return self.penalty_at(signed_distance(seq_len, device))
+
+    def penalty_at(self, distance: torch.Tensor) -> torch.Tensor:
+        """[H, *distance.shape]: the penalty at query-minus-key distances `distance` (any shape)."""
+        distance = distance.float()
         # Learnable values may drift negative; a negative w or s would reward distance, so keep them >= 0.
-        strength = self.strength.float().clamp(min=0).expand(self.num_heads)[:, None, None]
-        ratio = self.symmetry_ratio.float().clamp(min=0).expand(self.num_heads)[:, None, None]
+        strength = broadcast_per_head(self.strength.float().clamp(min=0).expand(self.num_heads), distance)
+        ratio = broadcast_per_head(self.symmetry_ratio.float().clamp(min=0).expand(self.num_heads), distance)
         side_factor = torch.where((distance < 0)[None], ratio, torch.ones_like(ratio))
         return -strength * side_factor * distance.square()[None]
 
@@ -378,3 +416,41 @@ class TupeBias(BiasEncoding):
 
     def table_rows(self, seq_len: int) -> set[int]:
         return set(range(seq_len + (1 if self.reference_cls else 0)))
+
+
+class SandwichBias(BiasEncoding):
+    """Sandwich (Chi, Fan, Rudnicky, Ramadge 2023): the dot product of the sinusoidal position vectors of the query and
+    the key, sum over k = 1..d'/2 of cos((i - j) / 10000^(2k/d')), less its value d'/2 at distance 0, divided for head
+    h = 1..H by 8h/H, as NVIDIA NeMo's `SandwichRelativePositionEmbedding` computes it with `bidirectional=True`. The
+    bias is 0 at distance 0 and below 0 elsewhere; head 1 has the steepest one (the scale recalls ALiBi's slopes).
+    Route: bias. Parameters: `sandwich_dimension` d' (even; default the head dimension, which NeMo passes); nothing is
+    learned. Symmetric by construction (cos is even), relative, and computed at any length."""
+
+    name = "sandwich"
+    paper = (
+        "Chi, Fan, Rudnicky, Ramadge 2023, Dissecting transformer length extrapolation via the lens of receptive field "
+        "analysis (Sandwich)"
+    )
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.dimension = config.sandwich_dimension or self.head_dim
+
+    def bias_at_distance(self, distance: torch.Tensor) -> torch.Tensor:
+        """[H, *distance.shape] float32: the bias of query-minus-key distances `distance` (any shape)."""
+        half = self.dimension // 2
+        frequency_index = torch.arange(1, half + 1, device=distance.device, dtype=torch.float32)
+        inverse_frequencies = 10000.0 ** (-2.0 * frequency_index / self.dimension)
+        angles = distance.abs().float()[..., None] * inverse_frequencies
+        products = angles.cos().sum(-1) - half
+        head_number = torch.arange(1, self.num_heads + 1, device=distance.device, dtype=torch.float32)
+        head_scale = broadcast_per_head(8.0 * head_number / self.num_heads, distance)
+        return products[None] / head_scale
+
+    def bias(self, seq_len: int, device) -> torch.Tensor:
+        # The cosines are summed once per distance, not per (i, j) pair: [H, T] then gathered into [H, T, T].
+        profile = self.bias_at_distance(torch.arange(seq_len, device=device))
+        return profile[:, signed_distance(seq_len, device).abs()]
+
+    def bias_by_distance(self, seq_len: int, device) -> torch.Tensor:
+        return self.bias_at_distance(relative_distances(seq_len, device))

@@ -29,6 +29,7 @@ TINY = dict(
     relative_attention_max_distance=32,
     position_buckets=8,
     max_relative_positions=32,
+    cope_max_positions=8,
 )
 
 
@@ -50,6 +51,9 @@ HUB_CODE_FILES = (
     "positional_base.py",
     "positional_bias.py",
     "positional_gated.py",
+    "positional_contextual.py",
+    "positional_flex.py",
+    "positional_learned_rotation.py",
     "positional_rotary.py",
 )
 

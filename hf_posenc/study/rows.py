@@ -67,7 +67,7 @@ def value_range(column: str) -> tuple[float, float] | None:
         return _FRACTION
     if column == "perplexity":
         return (1.0, math.inf)  # exp of a non-negative loss
-    if column in ("eval_loss", "train_loss", "train_steps", "parameters", "tokens_per_second"):
+    if column in ("eval_loss", "train_loss", "train_steps", "parameters", "tokens_per_second", "mfu", "model_flops"):
         return _NON_NEGATIVE
     if column.startswith("extrapolation_loss_"):
         return _NON_NEGATIVE
@@ -162,7 +162,7 @@ def _unit_values(spec: StudySpec, unit: Path) -> tuple[dict[str, Any], list[str]
         for key in ("train_steps", "train_loss", "eval_loss", "perplexity", *PROPERTIES):
             reader.take(key, getattr(result, key), source, key)
     log = _read_log(pretrain / TRAINING_LOG, reader)
-    for key in ("parameters", "tokens_per_second"):
+    for key in ("parameters", "tokens_per_second", "mfu", "model_flops"):
         if key in log:
             reader.take(key, log[key], pretrain / TRAINING_LOG, key)
     for task in spec.tasks:

@@ -266,8 +266,8 @@ def run_pretraining(spec: StudySpec, run: RunSpec, seed: int, tokenizer: Path, f
     if spec.pretraining.processes == 1:
         from ..training import pretrain, pretrain_arguments
 
-        callback = TrainingLogCallback(log_path, spec.pretraining.tokens_per_step)
-        pretrain(**pretrain_arguments(**options), callbacks=[callback])
+        arguments = pretrain_arguments(**options)
+        pretrain(**arguments, callbacks=[TrainingLogCallback.for_arguments(log_path, arguments)])
         return
     # `accelerate launch` of this interpreter (its console script may not be on PATH, in a virtual environment).
     command = [

@@ -8,7 +8,9 @@ and ``label`` (a class id as on the Hub, or a class name; a number for STS-B).
 
 GLUE's test labels are hidden, so the score reported is the one on ``validation`` (MNLI-m: the matched validation
 set, MNLI-mm: the mismatched one). Learning rates are selected on ``development``: 10% of the train split (at
-most 2,000 examples) held out with seed 0, so the reported split never selects.
+most 2,000 examples) held out with seed 0, so the reported split never selects. It is cut by the first text column
+(the sentence, premise, first question): MNLI pairs three hypotheses with each premise and QNLI asks each question of
+several sentences, so a cut by example would train on most development premises and questions.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from .scoring import accuracy_scores
 __all__ = ["GLUE_TASKS", "load_glue", "read_task_file"]
 
 GLUE_DATASET = "nyu-mll/glue"
-_DEVELOPMENT = HeldOut("development", 0.1, seed=0, most=2000)
 _NLI_LABELS = ("entailment", "neutral", "contradiction")
 _BINARY_NLI_LABELS = ("entailment", "not_entailment")
 
@@ -186,7 +187,7 @@ def _glue_task(
         train_split="train",
         report_split="validation",
         selection_split="development",
-        held_out=_DEVELOPMENT,
+        held_out=HeldOut("development", 0.1, seed=0, most=2000, group_by=text_columns[0]),
         metric=metric,
         main_metric=main_metric,
         description=f"GLUE {description}",

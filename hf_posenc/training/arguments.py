@@ -4,7 +4,7 @@
 - `VariantArguments`: one optional field per variant parameter (``rope_theta``, ``attenuation_strength``, ...),
   generated from the signatures of the variant configs, so a new variant's parameters need no edit here;
 - `DataArguments`: the corpus, the tokenizer, the block length and the masking probability;
-- `RunArguments`: the locality/symmetry callback and ``overwrite_output_dir``.
+- `RunArguments`: the locality/symmetry callback, ``overwrite_output_dir`` and ``peak_tflops`` (for the logged MFU).
 
 `TRAINING_DEFAULTS` are pretraining's defaults for `TrainingArguments` fields (each can still be overridden).
 Two ways to build all of them: `parse_pretrain_arguments(argv)` from command-line flags, `pretrain_arguments(**options)`
@@ -26,6 +26,7 @@ from transformers import HfArgumentParser, TrainingArguments
 import hf_posenc
 
 from .. import data
+from .throughput import check_peak_tflops
 
 # BERT-tiny/mini/small sizes (Turc et al. 2019) and BERT-base, the paper's size.
 SIZE_PRESETS = {
@@ -89,6 +90,14 @@ class ModelArguments:
         metadata={
             "help": "any config field, e.g. 'num_hidden_layers=6,pre_layer_norm=true' (read like "
             "PretrainedConfig.update_from_string: the field's default gives the value's type)"
+        },
+    )
+    randomized_positions_range: int | None = field(
+        default=None,
+        metadata={
+            "help": "randomized positions (Ruoss et al. 2023): each step draws the block's positions, sorted, from "
+            "0..N-1 instead of 0..T-1 (N at least the longest length you will evaluate); for encodings that read "
+            "positions (learned, sinusoidal, rope, ...)"
         },
     )
 
@@ -187,6 +196,16 @@ class RunArguments:
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "allow writing into an --output_dir that already holds files"}
     )
+    peak_tflops: float | None = field(
+        default=None,
+        metadata={
+            "help": "peak TFLOP/s of one device, for the logged MFU (default: the dense bf16 figure of a known GPU; "
+            "none on a CPU or an unknown device, where MFU is then not reported)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        check_peak_tflops(self.peak_tflops)
 
 
 def _variant_arguments():

@@ -87,7 +87,11 @@ def saved_model_config(model_args, variant_args) -> hf_posenc.PosEncConfig:
         )
     if model_args.variant not in (None, variant):
         raise ValueError(f"--variant {model_args.variant} contradicts {path}, a '{variant}' model; drop --variant.")
-    given = [f"--{name}" for name in ("size", "config_overrides") if getattr(model_args, name) is not None]
+    given = [
+        f"--{name}"
+        for name in ("size", "config_overrides", "randomized_positions_range")
+        if getattr(model_args, name) is not None
+    ]
     if variant_args is not None:
         given += [f"--{item.name}" for item in fields(variant_args) if getattr(variant_args, item.name) is not None]
     if given:
@@ -111,4 +115,6 @@ def build_config(model_args, variant_args, vocab_size: int, pad_token_id: int) -
         **variant_settings(model_args.variant, variant_args),
         **parse_config_overrides(model_args.variant, model_args.config_overrides),
     }
+    if model_args.randomized_positions_range is not None:
+        settings["randomized_positions_range"] = model_args.randomized_positions_range
     return hf_posenc.create_config(model_args.variant, **settings)

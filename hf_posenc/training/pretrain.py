@@ -46,6 +46,7 @@ from .checks import check_arguments, check_data
 from .corpus import load_pretraining_data
 from .guards import CheckpointSpaceGuard, DivergenceGuard
 from .model_config import build_config
+from .throughput import ThroughputCallback
 
 
 class PretrainingTrainer(CheckpointSpaceGuard, Trainer):
@@ -312,8 +313,8 @@ def _finish_from_checkpoint(trainer, checkpoint: str, resumed: TrainerState, run
 
 
 def _trainer(model, corpus, data_args, run_args, training_args, callbacks):
-    """The Trainer of a run, with masks that differ by epoch (and resume exactly) and (unless turned off) the
-    locality/symmetry callback."""
+    """The Trainer of a run, with masks that differ by epoch (and resume exactly), the throughput/MFU log and (unless
+    turned off) the locality/symmetry callback."""
     if corpus.streaming:
         # Each process reads its own part of the stream: accelerate shards a datasets.IterableDataset by file when
         # there are at least as many files as processes (as split_dataset_by_node does), otherwise each process
@@ -332,6 +333,13 @@ def _trainer(model, corpus, data_args, run_args, training_args, callbacks):
         callbacks=[collator.epoch_callback(), *callbacks],
     )
     DivergenceGuard.install(trainer)  # before the metrics callback, whose measurement of a diverged model fails
+    # Before the metrics callback too: its measurement then runs after this step's clock has stopped.
+    ThroughputCallback.install(
+        trainer,
+        seq_len=data_args.max_seq_length,
+        mlm_probability=data_args.mlm_probability,
+        peak_tflops=run_args.peak_tflops,
+    )
     metrics_callback = None
     if run_args.posenc_metrics:
         metrics_callback = LocalitySymmetryCallback.install(

@@ -33,9 +33,14 @@ def test_relative_biases_depend_only_on_distance(variant):
 def test_query_key_encodings_depend_only_on_distance(variant):
     """With the same content at every position, the logits of relative encodings depend only on i - j."""
     position = tiny_mlm(variant).posenc.position
+    for parameter in position.parameters():  # tables that start at zero (cope, as its paper): give them values
+        if not parameter.any():
+            torch.nn.init.normal_(parameter)
     query = torch.randn(1, 4, 1, 8).expand(1, 4, 24, 8)
     key = torch.randn(1, 4, 1, 8).expand(1, 4, 24, 8)
     context = position.layer_context(24, "cpu", torch.float32)
+    if position.per_layer_context:  # one rotation per layer: check the second layer's
+        context = context[1]
     if position.route == "rotate":
         query, key = position.rotate(query, key, context)
         logits = query @ key.transpose(-1, -2)

@@ -318,3 +318,71 @@ def test_forget_gates_train_and_refuse_position_only_attention():
         tiny_config("forgetting", forgetting_gate_bias_init=float("nan"))
     with pytest.raises(ValueError, match="forgetting_tied_gates must be true or false"):
         tiny_config("forgetting", forgetting_tied_gates="yes")
+
+
+# ------------------------------------------------------------------------------------------------------- sandwich
+def sandwich_by_loops(num_heads: int, dimension: int, length: int) -> torch.Tensor:
+    """NeMo's bidirectional SandwichRelativePositionEmbedding written from its equation, one (h, i, j) at a time in
+    float64: (sum over k = 1..d'/2 of cos((i - j) / 10000^(2k/d')) - d'/2) / (8 h / H), heads h = 1..H."""
+    bias = torch.empty(num_heads, length, length, dtype=torch.float64)
+    for head in range(1, num_heads + 1):
+        for i in range(length):
+            for j in range(length):
+                products = sum(math.cos((i - j) / 10000 ** (2 * k / dimension)) for k in range(1, dimension // 2 + 1))
+                bias[head - 1, i, j] = (products - dimension / 2) / (8 * head / num_heads)
+    return bias
+
+
+@pytest.mark.parametrize(
+    "settings, dimension", [({}, 16), ({"sandwich_dimension": 6}, 6), ({"sandwich_dimension": 40}, 40)]
+)
+def test_sandwich_bias_is_nemos_equation(settings, dimension):
+    position = tiny_mlm("sandwich", hidden_size=64, **settings).posenc.position  # 4 heads of 16
+    assert not list(position.parameters())
+    ours = position.bias(LENGTH, "cpu")
+    assert ours.dtype == torch.float32 and ours.shape == (HEADS, LENGTH, LENGTH)
+    expected = sandwich_by_loops(HEADS, dimension, LENGTH)
+    torch.testing.assert_close(ours.double(), expected, rtol=1e-5, atol=2e-5)
+    by_distance = position.bias_by_distance(LENGTH, "cpu")
+    distance = torch.arange(LENGTH)[:, None] - torch.arange(LENGTH)[None, :]
+    torch.testing.assert_close(by_distance[:, distance + LENGTH - 1], ours, rtol=0, atol=0)
+
+
+def test_sandwich_special_cases_zero_diagonal_symmetry_and_head_scale():
+    position = tiny_mlm("sandwich", hidden_size=64).posenc.position
+    assert position.symmetric and position.extrapolates and not position.absolute and not position.length_dependent
+    bias = position.bias(300, "cpu")  # beyond max_position_embeddings = 48: it extrapolates
+    assert torch.equal(bias.diagonal(dim1=-2, dim2=-1), torch.zeros(HEADS, 300))
+    assert torch.equal(bias, bias.transpose(-1, -2))
+    assert (bias[:, ~torch.eye(300, dtype=torch.bool)] < 0).all()
+    # Head h is head 1 divided by h: (8 * 1 / H) / (8 * h / H).
+    for head in range(1, HEADS + 1):
+        torch.testing.assert_close(bias[head - 1] * head, bias[0], rtol=1e-6, atol=1e-6)
+    # Toeplitz: a function of i - j only.
+    torch.testing.assert_close(bias[:, 1:, 1:], bias[:, :-1, :-1], rtol=0, atol=0)
+
+
+def test_sandwich_in_the_model_adds_its_bias_to_the_scaled_logits():
+    model = AutoModel.from_config(tiny_config("sandwich", hidden_size=64)).double().eval()
+    ids = random_ids(1, 12)
+    outputs = model(ids, output_attentions=True, output_hidden_states=True)
+    bias = sandwich_by_loops(HEADS, HEAD_DIM, 12)
+    layer = model.layers[0]
+    projected = layer.attention.query_key_value(outputs.hidden_states[0]).view(1, 12, 3, HEADS, HEAD_DIM)
+    query, key = projected.permute(2, 0, 3, 1, 4)[:2]
+    expected = torch.softmax(query @ key.transpose(-1, -2) / math.sqrt(HEAD_DIM) + bias, dim=-1)
+    torch.testing.assert_close(outputs.attentions[0], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "settings, problem",
+    [
+        ({"sandwich_dimension": 7}, "sandwich_dimension must be even"),
+        ({"sandwich_dimension": 0}, "sandwich_dimension must be a whole number >= 2"),
+        ({"sandwich_dimension": 2.0}, "sandwich_dimension must be a whole number >= 2"),
+        ({"hidden_size": 36, "num_attention_heads": 4}, "head dimension, 9, which is odd"),
+    ],
+)
+def test_sandwich_refuses_bad_dimensions(settings, problem):
+    with pytest.raises(ValueError, match=problem):
+        tiny_config("sandwich", **settings)

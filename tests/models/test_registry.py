@@ -27,6 +27,9 @@ def test_registry_names_every_variant_once():
         "fire",
         "attenuated",
         "forgetting",
+        "cope",
+        "sandwich",
+        "comrope",
     ]
     assert set(hf_posenc.ENCODINGS) == set(ALL)
     for name, config_class in hf_posenc.VARIANTS.items():

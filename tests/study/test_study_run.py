@@ -74,11 +74,12 @@ def test_results_plots_and_report_are_written(micro_study):
     for name in ("rope", "alibi", "att", "att-local"):
         row = rows[name]
         assert row["status"] == "ok"
-        for column in ("parameters", "tokens_per_second", "eval_loss", "perplexity", "locality", "symmetry",
+        for column in ("parameters", "tokens_per_second", "model_flops", "eval_loss", "perplexity", "locality", "symmetry",
                        "symmetry_scale_aware", "sentiment_accuracy", "probe_original", "probe_delta_role-swap",
                        "extrapolation_loss_32", "extrapolation_loss_64"):  # fmt: skip
             assert row[column] != "", (name, column)
         assert math.isclose(float(row["perplexity"]), math.exp(float(row["eval_loss"])), rel_tol=1e-9)
+        assert row["mfu"] == ""  # a CPU has no peak in the table and none was given
     # position-only matrices exist for the bias route (alibi, attenuated), not for rope's rotation
     assert rows["alibi"]["position_locality"] != "" and rows["rope"].get("position_locality", "") == ""
     assert float(rows["att-local"]["position_locality"]) > float(rows["att"]["position_locality"])

@@ -122,3 +122,18 @@ def test_glue_reads_local_files_in_the_hub_layout(tmp_path, suffix):
     assert [mrpc.label_id(example) for example in loaded] == [1, 0, 1]
     stsb = get_task("stsb")
     assert [example["label"] for example in stsb.load("validation", file)] == [1.0, 0.0, 1.0]
+
+
+def test_glue_development_split_holds_whole_premises(tmp_path):
+    # MNLI pairs three hypotheses with each premise: a cut by example would train on the development premises.
+    rows = [
+        {"premise": f"A man sleeps {index}.", "hypothesis": f"He {kind} {index}.", "label": label}
+        for index in range(40)
+        for kind, label in (("sleeps", 0), ("dreams", 1), ("runs", 2))
+    ]
+    file = tmp_path / "train.jsonl"
+    file.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    mnli = get_task("mnli-m")
+    train, development = mnli.load("train", file), mnli.load("development", file)
+    assert len(train) + len(development) == 120 and len(development) >= 12
+    assert {pair["premise"] for pair in train}.isdisjoint(pair["premise"] for pair in development)

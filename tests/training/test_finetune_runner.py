@@ -58,8 +58,9 @@ def test_one_run_per_task_kind_scores_the_selection_and_report_splits(tiny_folde
     assert set(result.tasks["stsb"]["report"]) == {"pearson", "spearmanr"}
     tagged = finetune_tasks(tiny_folder, [TAGGING], output_dir=tmp_path / "tagging", **options)
     assert set(tagged.tasks["animals"]["report"]) == {"accuracy"} and tagged.cells[0]["train_examples"] == 3
-    # MRPC: train 24 rows less a tenth held out as development; validation reported.
-    assert result.tasks["mrpc"]["examples"] == {"train": 22, "development": 2, "validation": 8}
+    # MRPC: train 24 rows (6 sentences 4 times) less a tenth held out as development by first sentence, so one
+    # sentence's 4 rows; validation reported.
+    assert result.tasks["mrpc"]["examples"] == {"train": 20, "development": 4, "validation": 8}
     for cell in result.cells:
         assert cell["selection"] is not None and cell["report"] is not None
     assert FinetuneResult.load(output).to_dict() == result.to_dict()
@@ -209,7 +210,7 @@ def test_finetune_takes_the_training_arguments_flags_of_pretraining(tiny_folder,
     flags = ["--report_to", "tensorboard", "--gradient_accumulation_steps", "2", "--logging_steps", "1"]
     assert main([*arguments, *flags, "--seeds", "1", "2", "--output_dir", str(output)]) == 0
     printed = capsys.readouterr().out
-    assert "sst2 lr=0.0003 seed=2 (cell 2/2): fine-tuning on 22 examples" in printed
+    assert "sst2 lr=0.0003 seed=2 (cell 2/2): fine-tuning on 20 examples" in printed
     runs = sorted(path.parent.parent.parent.name for path in output.glob("trainer/*/runs/*/events.out.tfevents.*"))
     assert runs == ["sst2-lr0.0003-seed1", "sst2-lr0.0003-seed2"]  # the default rate of a 32-wide model
     settings = FinetuneResult.load(output).settings
