@@ -29,7 +29,13 @@ import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, ModernBertConfig, ModernBertForMaskedLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training_step import add_model_size_arguments, synchronize, time_and_measure, training_step  # noqa: E402
+from bench_training_step import (  # noqa: E402
+    add_model_size_arguments,
+    model_sizes,
+    synchronize,
+    time_and_measure,
+    training_step,
+)
 
 import hf_posenc  # noqa: E402
 from hf_posenc.training import SIZE_PRESETS  # noqa: E402
@@ -93,20 +99,9 @@ class Autocast(torch.nn.Module):
             return self.model(**batch)
 
 
-def sizes(args, seq_len: int) -> dict:
-    return dict(
-        vocab_size=args.vocab_size,
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.num_hidden_layers,
-        num_attention_heads=args.num_attention_heads,
-        intermediate_size=args.intermediate_size,
-        max_position_embeddings=max(512, seq_len),
-    )
-
-
 def build(name: str, args, seq_len: int) -> tuple[torch.nn.Module, float]:
     """The model called `name` (a variant or a baseline) on the device, and its model FLOPs per token."""
-    size = sizes(args, seq_len)
+    size = model_sizes(args, seq_len)
     hidden, layers, vocab = size["hidden_size"], size["num_hidden_layers"], size["vocab_size"]
     with torch.device(args.device):
         if name == "BertForMaskedLM":

@@ -48,14 +48,15 @@ def parse_args():
     return parser.parse_args()
 
 
-def model_sizes(args) -> dict:
+def model_sizes(args, seq_len: int | None = None) -> dict:
+    """The config sizes the flags of `add_model_size_arguments` give, with room for `seq_len` (default --seq_len)."""
     return dict(
         vocab_size=args.vocab_size,
         hidden_size=args.hidden_size,
         num_hidden_layers=args.num_hidden_layers,
         num_attention_heads=args.num_attention_heads,
         intermediate_size=args.intermediate_size,
-        max_position_embeddings=max(512, args.seq_len),
+        max_position_embeddings=max(512, seq_len or args.seq_len),
     )
 
 

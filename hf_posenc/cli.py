@@ -575,7 +575,9 @@ def finetune_command(args: argparse.Namespace):
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", nargs="?", help="the study spec, a YAML or JSON file (or use --preset)")
-    parser.add_argument("--preset", choices=["cpu-small", "gpu-base"], help="a built-in spec instead of a file")
+    from .study.presets import PRESETS
+
+    parser.add_argument("--preset", choices=list(PRESETS), help="a built-in spec instead of a file")
     parser.add_argument("--output", default=None, help="the study folder (default: the spec's 'output')")
     parser.add_argument(
         "--runs", nargs="+", metavar="NAME", help="only these runs (a run's name, or a grid's name for all its points)"

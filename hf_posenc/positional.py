@@ -11,8 +11,9 @@ Routes (see "The variants" in README.md):
 
 The encoder asks an encoding for what its route needs and never looks at its name. The base class and shared
 helpers are in positional_base.py, the bias route in positional_bias.py (the content-dependent forgetting gate in
-positional_gated.py), the rotate route in positional_rotary.py, the score route's contextual counts (CoPE) in
-positional_contextual.py; this file holds the other routes and the registry `ENCODINGS`. All are Hub code: copied
+positional_gated.py), the rotate route in positional_rotary.py (learned commuting rotations in
+positional_learned_rotation.py), the score route's contextual counts (CoPE) in positional_contextual.py, and
+FlexAttention for distance biases in positional_flex.py; this file holds the other routes and the registry `ENCODINGS`. All are Hub code: copied
 next to every saved model, so they import only torch and transformers.
 """
 
