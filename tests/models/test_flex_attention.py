@@ -7,6 +7,8 @@ The CUDA test at the end runs forward and backward against the dense path; it is
 Compiling FlexAttention takes 10-30 s on a loaded 2-core CPU; every model here has the same shapes (4 heads, 16
 tokens) so that the compiled kernel is reused."""
 
+import shutil
+
 import pytest
 import torch
 from conftest import ALL, random_ids, tiny_config, tiny_mlm
@@ -16,6 +18,12 @@ from transformers.testing_utils import CaptureLogger
 from hf_posenc import positional_flex
 from hf_posenc.positional_base import signed_distance
 from hf_posenc.positional_flex import FLEX_ATTENTION, DistanceBiasAttention, choose_attention_kernel
+
+# FlexAttention compiles its CPU kernel with inductor, which builds C++.
+needs_cxx = pytest.mark.skipif(
+    not any(shutil.which(name) for name in ("g++", "c++", "clang++")),
+    reason="FlexAttention's CPU kernel is compiled to C++ and no C++ compiler (g++) is installed",
+)
 
 SEQ_LEN = 16
 # Every variant with its defaults, plus the settings that change what its bias depends on.
@@ -99,6 +107,7 @@ def layouts() -> dict:
     }
 
 
+@needs_cxx
 @pytest.mark.parametrize("case", cases_with_table(), ids=case_id)
 def test_flex_forward_equals_eager_with_padding_and_documents(case):
     model = tiny_mlm(case[0], **case[1]).eval()
@@ -137,6 +146,7 @@ def test_the_automatic_choice_on_cpu_and_cuda(case):
     assert kernel(case, "cuda", hidden_size=32) == (reference, None)  # heads of 8 dimensions
 
 
+@needs_cxx
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_an_explicit_request_runs_flex_where_it_can_and_says_why_not_elsewhere(case):
     position = encoder(case).position
@@ -157,6 +167,7 @@ def test_an_explicit_request_runs_flex_where_it_can_and_says_why_not_elsewhere(c
     assert kernel(case, "cuda", FLEX_ATTENTION, output_attentions=True)[0] == "eager"
 
 
+@needs_cxx
 def test_a_request_that_cannot_be_honoured_warns_once_and_gives_the_default_results():
     model = tiny_mlm("alibi").eval()
     inputs = layouts()["padding"]
@@ -172,6 +183,7 @@ def test_a_request_that_cannot_be_honoured_warns_once_and_gives_the_default_resu
     torch.testing.assert_close(second, expected, atol=0, rtol=0)
 
 
+@needs_cxx
 def test_from_pretrained_with_flex_attention(tmp_path):
     model = tiny_mlm("t5").eval()
     model.save_pretrained(tmp_path)
