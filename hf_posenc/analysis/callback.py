@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer
 
+from ..logging_callback import TrainerLoggingCallback
 from ..results import PLOTS_FOLDER
 from .log_keys import DEFAULT_PREFIX, metric_key, parse_metric_key
 from .model_attention import summarize_model
@@ -89,7 +90,7 @@ def _is_per_layer(key: str) -> bool:
     return named is not None and named.layer is not None
 
 
-class LocalitySymmetryCallback(TrainerCallback):
+class LocalitySymmetryCallback(TrainerLoggingCallback):
     """Logs the locality and both symmetries of attention (overall and per layer, optionally per head) every
     `every_n_steps` optimizer steps (default: each logging step) and at the last step, on the main process only.
 
@@ -116,6 +117,8 @@ class LocalitySymmetryCallback(TrainerCallback):
     its own logs) when the run reports to TensorBoard, and all are in `summaries`; other reporters (wandb, ...)
     get the overall values.
     """
+
+    install_arguments = "probe_dataset=..."
 
     def __init__(
         self,
@@ -149,19 +152,8 @@ class LocalitySymmetryCallback(TrainerCallback):
         self.trainer: Trainer | None = None
         self.summaries: list[tuple[int, dict[str, Any]]] = []
 
-    @classmethod
-    def install(cls, trainer: Trainer, **options) -> LocalitySymmetryCallback:
-        callback = cls(**options)
-        callback.trainer = trainer
-        trainer.add_callback(callback)
-        return callback
-
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if self.trainer is None:
-            raise RuntimeError(
-                "LocalitySymmetryCallback was added without its trainer, so it cannot log; add it with "
-                "LocalitySymmetryCallback.install(trainer, probe_dataset=...) instead of trainer.add_callback."
-            )
+        self.require_trainer()
         if self.special_token_ids is None:
             tokenizer = getattr(self.trainer, "processing_class", None)
             self.special_token_ids = {

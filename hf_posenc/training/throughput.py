@@ -36,7 +36,8 @@ import time
 from dataclasses import dataclass
 
 import torch
-from transformers import TrainerCallback
+
+from ..logging_callback import TrainerLoggingCallback
 
 __all__ = [
     "PEAK_BF16_DENSE_TFLOPS",
@@ -149,7 +150,7 @@ def _synchronize(device: torch.device) -> None:
         torch.accelerator.synchronize()
 
 
-class ThroughputCallback(TrainerCallback):
+class ThroughputCallback(TrainerLoggingCallback):
     """Logs ``throughput/tokens_per_second`` and ``throughput/mfu`` at each logging step, over the steps since the
     previous log, through `trainer.log` (so they reach log_history and every reporter, TensorBoard included). MFU
     is left out when the peak is unknown (`device_peak_tflops`) and not given.
@@ -161,12 +162,13 @@ class ThroughputCallback(TrainerCallback):
     synchronised before the clock is read (Trainer reads the loss there anyway), so queued kernels are counted in
     their step. Install it with ``ThroughputCallback.install(trainer, seq_len=..., mlm_probability=...)``."""
 
+    install_arguments = "seq_len=..., mlm_probability=..."
+
     def __init__(self, seq_len: int, mlm_probability: float, peak_tflops: float | None = None):
         check_peak_tflops(peak_tflops)
         self.seq_len = seq_len
         self.mlm_probability = mlm_probability
         self.given_peak_tflops = peak_tflops
-        self.trainer = None
         self.flops_per_token: float | None = None
         self.peak_tflops: float | None = None  # per device, once training has begun
         self.devices = 1
@@ -175,19 +177,8 @@ class ThroughputCallback(TrainerCallback):
         self._window_seconds = 0.0
         self._window_first_step = 0
 
-    @classmethod
-    def install(cls, trainer, **options) -> ThroughputCallback:
-        callback = cls(**options)
-        callback.trainer = trainer
-        trainer.add_callback(callback)
-        return callback
-
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if self.trainer is None:
-            raise RuntimeError(
-                "ThroughputCallback was added without its trainer, so it cannot log; add it with "
-                "ThroughputCallback.install(trainer, seq_len=..., mlm_probability=...) instead of trainer.add_callback."
-            )
+        self.require_trainer()
         self.flops_per_token = model_flops_per_token(model.config, self.seq_len, self.mlm_probability)
         self.peak_tflops = self.given_peak_tflops or device_peak_tflops(args.device)
         self.devices = args.world_size * max(1, args.n_gpu)  # n_gpu > 1: one process drives them (DataParallel)
