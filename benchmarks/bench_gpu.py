@@ -38,6 +38,7 @@ from bench_training_step import (  # noqa: E402
 )
 
 import hf_posenc  # noqa: E402
+from hf_posenc.positional_flex import choose_attention_kernel, has_flex_form  # noqa: E402
 from hf_posenc.training import SIZE_PRESETS  # noqa: E402
 from hf_posenc.training.throughput import (  # noqa: E402
     device_peak_tflops,
@@ -64,6 +65,13 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=20, help="timed steps per model and length (after warm-up)")
     parser.add_argument("--warmup_steps", type=int, default=3)
     parser.add_argument("--mask_fraction", type=float, default=0.15)
+    parser.add_argument(
+        "--attention_dropout",
+        type=float,
+        default=0.0,
+        help="attention dropout of every model (default 0, as ModernBERT trains: FlexAttention has no dropout, so with "
+        "BERT's 0.1 the bias and score variants train on their dense paths)",
+    )
     parser.add_argument("--variants", nargs="*", default=list(hf_posenc.VARIANTS))
     parser.add_argument("--no_baselines", action="store_true", help="leave BERT and ModernBERT out")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -105,7 +113,8 @@ def build(name: str, args, seq_len: int) -> tuple[torch.nn.Module, float]:
     hidden, layers, vocab = size["hidden_size"], size["num_hidden_layers"], size["vocab_size"]
     with torch.device(args.device):
         if name == "BertForMaskedLM":
-            model = BertForMaskedLM(BertConfig(**size, attn_implementation="sdpa"))
+            config = BertConfig(**size, attention_probs_dropout_prob=args.attention_dropout, attn_implementation="sdpa")
+            model = BertForMaskedLM(config)
             feed_forward, head_fraction = 2 * hidden * size["intermediate_size"], 1.0
         elif name == "ModernBertForMaskedLM":
             # A gated MLP of 2/3 the intermediate size holds as many weights as BERT's.
@@ -115,12 +124,13 @@ def build(name: str, args, seq_len: int) -> tuple[torch.nn.Module, float]:
                 **{**size, "intermediate_size": intermediate},
                 **special,
                 sparse_prediction=True,
+                attention_dropout=args.attention_dropout,
                 attn_implementation="sdpa",
             )
             model = ModernBertForMaskedLM(config)
             feed_forward, head_fraction = 3 * hidden * intermediate, args.mask_fraction
         else:
-            config = hf_posenc.create_config(name, **size)
+            config = hf_posenc.create_config(name, **size, attention_probs_dropout_prob=args.attention_dropout)
             model = AutoModelForMaskedLM.from_config(config)
             return model.train(), model_flops_per_token(config, seq_len, args.mask_fraction)
     flops = encoder_flops_per_token(
@@ -132,6 +142,14 @@ def build(name: str, args, seq_len: int) -> tuple[torch.nn.Module, float]:
         head_fraction=head_fraction,
     )
     return model.train(), flops
+
+
+def attention_kernel(model, device: str) -> str:
+    """The attention kernel a training step of `model` runs: hf_posenc's choice for its encoding, else the config's."""
+    if not hasattr(model, "posenc"):
+        return model.config._attn_implementation
+    position = model.posenc.position
+    return choose_attention_kernel(model.posenc, torch.device(device), False, has_flex_form(position))[0]
 
 
 def make_batches(args, batch_size: int, seq_len: int, generator) -> list[dict[str, torch.Tensor]]:
@@ -153,6 +171,7 @@ def measure(name: str, args, seq_len: int, batches, peak_tflops: float | None) -
     model = None
     try:
         model, flops_per_token = build(name, args, seq_len)
+        row["kernel"] = attention_kernel(model, args.device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=args.device.startswith("cuda"))
         wrapped = Autocast(model, args.device, torch.bfloat16 if args.dtype == "bfloat16" else None)
         if args.torch_compile:
@@ -188,11 +207,11 @@ def add_ratios(rows: list[dict]) -> None:
 def print_table(rows: list[dict], header: str) -> None:
     print(header)
     print(
-        f"| {'model':<22} | {'route':<12} | {'T':>5} | {'batch':>5} | {'tokens/s':>10} | {'x Bert':>6} | "
+        f"| {'model':<22} | {'route':<12} | {'kernel':<14} | {'T':>5} | {'batch':>5} | {'tokens/s':>10} | {'x Bert':>6} | "
         f"{'x Modern':>8} | {'MFU':>6} | {'GFLOP/tok':>9} | {'MiB':>8} |"
     )
     print(
-        f"|{'-' * 24}|{'-' * 14}|{'-' * 7}|{'-' * 7}|{'-' * 12}|{'-' * 8}|{'-' * 10}|{'-' * 8}|{'-' * 11}|{'-' * 10}|"
+        f"|{'-' * 24}|{'-' * 14}|{'-' * 16}|{'-' * 7}|{'-' * 7}|{'-' * 12}|{'-' * 8}|{'-' * 10}|{'-' * 8}|{'-' * 11}|{'-' * 10}|"
     )
 
     def cell(value, spec):
@@ -200,11 +219,11 @@ def print_table(rows: list[dict], header: str) -> None:
 
     for row in rows:
         if "error" in row:
-            print(f"| {row['model']:<22} | {row['route']:<12} | {row['seq_len']:>5} | {row['batch_size']:>5} | "
+            print(f"| {row['model']:<22} | {row['route']:<12} | {row.get('kernel', ''):<14} | {row['seq_len']:>5} | {row['batch_size']:>5} | "
                   f"{row['error']} |")  # fmt: skip
             continue
         print(
-            f"| {row['model']:<22} | {row['route']:<12} | {row['seq_len']:>5} | {row['batch_size']:>5} | "
+            f"| {row['model']:<22} | {row['route']:<12} | {row['kernel']:<14} | {row['seq_len']:>5} | {row['batch_size']:>5} | "
             f"{row['tokens_per_s']:>10.0f} | {cell(row['x_Bert'], '>6.2f'):>6} | {cell(row['x_ModernBert'], '>8.2f'):>8} | "
             f"{cell(row['mfu'], '>6.1%'):>6} | {row['gflops_per_token']:>9.4g} | {row['memory_MiB']:>8.1f} |"
         )
@@ -230,7 +249,7 @@ def main(argv=None) -> dict:
     memory_kind = "peak allocated in a step" if cuda else "saved activations"
     header = (
         f"device: {device_name}; peak {peak_tflops or 'unknown'} TFLOP/s; autocast {args.dtype}"
-        f"{', torch.compile' if args.torch_compile else ''}; hidden {args.hidden_size}, {args.num_hidden_layers} "
+        f"{', torch.compile' if args.torch_compile else ''}; attention dropout {args.attention_dropout}; hidden {args.hidden_size}, {args.num_hidden_layers} "
         f"layers, {args.num_attention_heads} heads, FFN {args.intermediate_size}, vocab {args.vocab_size}; "
         f"median of {args.steps} steps after {args.warmup_steps} warm-up; memory = {memory_kind}; "
         f"{time.perf_counter() - started:.0f} s"

@@ -22,7 +22,7 @@ from transformers.modeling_outputs import (
 from .configuration_posenc import HEADS, VARIANTS, PosEncConfig
 from .positional import ENCODINGS, PositionalEncoding
 from .positional_base import check_position_range, randomized_positions
-from .positional_flex import DistanceBiasAttention, flex_attention_bias
+from .positional_flex import FlexAttentionPlan, flex_attention_plan
 
 
 class PosEncEmbeddings(nn.Module):
@@ -50,8 +50,9 @@ class PosEncEmbeddings(nn.Module):
 
 
 class PosEncSelfAttention(nn.Module):
-    """Multi-head self-attention. SDPA (with the positional bias folded into its float mask) unless the encoding
-    needs query/key-dependent position scores, the model is set to eager, or attention weights are requested."""
+    """Multi-head self-attention: FlexAttention when the encoder chose it (positional_flex.py), else SDPA (with the
+    positional bias folded into its float mask) unless the encoding needs query/key-dependent position scores, the
+    model is set to eager, or attention weights are requested."""
 
     def __init__(self, config: PosEncConfig, positional: PositionalEncoding, layer_index: int):
         super().__init__()
@@ -74,8 +75,11 @@ class PosEncSelfAttention(nn.Module):
         dropout = self.dropout_prob if self.training else 0.0
 
         eager = output_attentions or positional.route == "score" or self.config._attn_implementation == "eager"
-        if isinstance(attention_bias, DistanceBiasAttention):  # the encoder chose FlexAttention (positional_flex)
-            context, probabilities = attention_bias.attend(query, key, value, self.scaling), None
+        if isinstance(attention_bias, FlexAttentionPlan):  # the encoder chose FlexAttention (positional_flex)
+            relative = None
+            if positional.route == "score":
+                relative = positional.relative_scores(query, key, self.layer_index, layer_context)
+            context, probabilities = attention_bias.attend(query, key, value, self.scaling, relative), None
         elif not eager:
             context = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=attention_bias, dropout_p=dropout, scale=self.scaling
@@ -134,7 +138,7 @@ class PosEncPreTrainedModel(PreTrainedModel):
     base_model_prefix = "posenc"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
-    _supports_flex_attn = True  # the bias route's distance tables as a score_mod (positional_flex.py)
+    _supports_flex_attn = True  # distance biases and distance-indexed scores as a score_mod (positional_flex.py)
     _no_split_modules = ["PosEncLayer"]
     # transformers guesses from the source whether attention can be switched at run time; ours reads
     # config._attn_implementation on every call, so `set_attn_implementation("eager")` is safe.
@@ -445,7 +449,7 @@ class PosEncModel(PosEncPreTrainedModel):
         real = self.real_tokens(attention_mask, batch, seq_len)
         if device.type != "cpu":
             self._device_inputs_checked = True
-        attention_bias = flex_attention_bias(self, real, document_ids, batch, seq_len, device, output_attentions)
+        attention_bias = flex_attention_plan(self, real, document_ids, batch, seq_len, device, output_attentions)
         if attention_bias is None:
             attention_bias = self.attention_bias(real, seq_len, device, hidden_states.dtype, documents)
         layer_context = self.position.layer_context(table_length, device, hidden_states.dtype)

@@ -38,7 +38,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from . import encoding_registry
 from .configuration_posenc import VARIANTS, PosEncConfig
-from .positional import ENCODINGS, PositionalEncoding, ScoreEncoding
+from .positional import ENCODINGS, PositionalEncoding, RelativeScoreEncoding, ScoreEncoding
 from .positional_bias import BiasEncoding
 
 ENVIRONMENT_VARIABLE = "HF_POSENC_ENCODINGS"
@@ -50,7 +50,7 @@ HUB_CODE_MODULES = tuple(
 )
 # The method each route's encoder calls, and the classes whose version of it only raises NotImplementedError.
 ROUTE_METHODS = {"none": (), "embed": ("embeddings",), "rotate": ("rotate",), "bias": ("bias",), "score": ("scores",)}
-ROUTE_BASES = (PositionalEncoding, BiasEncoding, ScoreEncoding)
+ROUTE_BASES = (PositionalEncoding, BiasEncoding, ScoreEncoding, RelativeScoreEncoding)
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 # The tiny model every registration runs (sizes of the test suite's models).
 CHECK_SIZES = dict(
@@ -172,6 +172,8 @@ def check_route(encoding_class, where: str) -> None:
     if "." in encoding_class.__qualname__:
         raise ValueError(f"{label} is defined inside a function or class; define it at the top level of its module.")
     methods = ROUTE_METHODS[route] + (("bias_from_hidden_states",) if encoding_class.reads_hidden_states else ())
+    if issubclass(encoding_class, RelativeScoreEncoding):  # its scores() is built from relative_scores()
+        methods = ("relative_scores",)
     for method in methods:
         owner = next((base for base in encoding_class.__mro__ if method in base.__dict__), None)
         if owner is None or owner in ROUTE_BASES:

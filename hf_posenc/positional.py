@@ -7,14 +7,14 @@ Routes (see "The variants" in README.md):
   bias    an additive [H, T, T] pre-softmax bias that depends only on positions; built once per forward and
           shared by every layer, it is folded into the float mask of scaled_dot_product_attention.
   score   terms that need queries or keys against relative position embeddings; computed per layer on the
-          eager attention path.
+          eager attention path, or by FlexAttention when they are looked up by distance (`RelativeScoreEncoding`).
 
 The encoder asks an encoding for what its route needs and never looks at its name. The base class and shared
 helpers are in positional_base.py, the bias route in positional_bias.py (the content-dependent forgetting gate in
 positional_gated.py), the rotate route in positional_rotary.py (learned commuting rotations in
 positional_learned_rotation.py), the score route's contextual counts (CoPE) in positional_contextual.py, and
-FlexAttention for distance biases in positional_flex.py; this file holds the other routes and the registry `ENCODINGS`. All are Hub code: copied
-next to every saved model, so they import only torch and transformers.
+FlexAttention in positional_flex.py; this file holds the other routes and the registry `ENCODINGS`. All are Hub
+code: copied next to every saved model, so they import only torch and transformers.
 """
 
 import math
@@ -23,7 +23,15 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
-from .positional_base import PositionalEncoding, ScoreEncoding, gather_relative, signed_distance
+from .positional_base import (
+    PositionalEncoding,
+    RelativeScoreEncoding,
+    RelativeScores,
+    ScoreEncoding,
+    gather_relative,
+    relative_distances,
+    signed_distance,
+)
 from .positional_bias import (
     ALiBiBias,
     AttenuatedBias,
@@ -46,6 +54,8 @@ __all__ = [
     "ENCODINGS",
     "BiasEncoding",
     "PositionalEncoding",
+    "RelativeScoreEncoding",
+    "RelativeScores",
     "ScoreEncoding",
     "alibi_slopes",
     "deberta_log_bucket",
@@ -132,12 +142,12 @@ class SinusoidalEncoding(PositionalEncoding):
 
 
 # ---------------------------------------------------------------------------------------------------- score
-def clipped_distance_index(seq_len: int, max_distance: int, device) -> torch.Tensor:
-    """Index into a table of 2*max_distance + 1 relative embeddings for each (query i, key j): i - j clipped."""
-    return signed_distance(seq_len, device).clamp(-max_distance, max_distance) + max_distance
+def clipped_distance_rows(seq_len: int, max_distance: int, device) -> torch.Tensor:
+    """[2T - 1] row of each distance i - j in a table of 2*max_distance + 1 relative embeddings: i - j clipped."""
+    return relative_distances(seq_len, device).clamp(-max_distance, max_distance) + max_distance
 
 
-class ShawRelativeScores(ScoreEncoding):
+class ShawRelativeScores(RelativeScoreEncoding):
     """Shaw et al. 2018: a learned embedding r of the clipped distance i - j per layer, dotted with the query:
     logit(i, j) = q_i.k_j + q_i.r_(i-j). This is BERT's former `position_embedding_type="relative_key"`.
     Route: score. Parameters: `max_relative_position` (clipping distance k; longer distances share the last
@@ -160,18 +170,17 @@ class ShawRelativeScores(ScoreEncoding):
         init.normal_(self.distance_embeddings, std=self.initializer_range)
 
     def layer_context(self, seq_len: int, device, dtype) -> torch.Tensor:
-        """[T, T] index of each (query, key) pair's clipped distance in the embedding table."""
-        return clipped_distance_index(seq_len, self.max_relative_position, device)
+        """[2T - 1] row of each distance's embedding in the table."""
+        return clipped_distance_rows(seq_len, self.max_relative_position, device)
 
     def table_rows(self, seq_len: int) -> set[int]:
         return set(self.layer_context(seq_len, "cpu", None).unique().tolist())
 
-    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> torch.Tensor:
-        table, index = self.distance_embeddings[layer_index].to(query.dtype), context
-        total = gather_relative(query @ table.T, index)
-        if self.uses_key_term:
-            total = total + gather_relative(key @ table.T, index.T).transpose(-1, -2)
-        return total
+    def relative_scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, rows) -> RelativeScores:
+        table = self.distance_embeddings[layer_index].to(query.dtype)
+        if not self.uses_key_term:
+            return RelativeScores(query @ table.T, rows)
+        return RelativeScores(query @ table.T, rows, key @ table.T, rows)
 
 
 class HuangRelativeScores(ShawRelativeScores):
@@ -198,7 +207,7 @@ def deberta_log_bucket(relative_position: torch.Tensor, num_buckets: int, max_po
     return torch.where(distance <= middle, relative_position, torch.sign(relative_position) * log_position)
 
 
-class DebertaRelativeScores(ScoreEncoding):
+class DebertaRelativeScores(RelativeScoreEncoding):
     """DeBERTa's disentangled attention (He et al. 2021): a content-to-position term q_i.Kr[delta(i, j)] and a
     position-to-content term, where delta(i, j) is the log-bucketed i - j, Kr and Qr are per-layer projections of
     one shared, layer-normed relative-embedding table, and all three terms are scaled by 1/sqrt(3d). The
@@ -227,33 +236,31 @@ class DebertaRelativeScores(ScoreEncoding):
         )
 
     def layer_context(self, seq_len: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """The normalised relative-embedding table shared by all layers, and each pair's bucket index in it."""
-        return self.relative_norm(self.relative_embeddings.weight), self.bucket_index(seq_len, device)
+        """The normalised relative-embedding table shared by all layers, and each distance's bucket row in it."""
+        return self.relative_norm(self.relative_embeddings.weight), self.bucket_rows(seq_len, device)
 
-    def bucket_index(self, seq_len: int, device) -> torch.Tensor:
-        """[T, T] row of each (query, key) pair in the relative-embedding table."""
+    def bucket_rows(self, seq_len: int, device) -> torch.Tensor:
+        """[2T - 1] row of each distance i - j in the relative-embedding table."""
         buckets = deberta_log_bucket(
-            signed_distance(seq_len, device), self.position_buckets, self.max_relative_positions
+            relative_distances(seq_len, device), self.position_buckets, self.max_relative_positions
         )
         return (buckets + self.position_buckets).clamp(0, 2 * self.position_buckets - 1)
 
     def table_rows(self, seq_len: int) -> set[int]:
-        return set(self.bucket_index(seq_len, "cpu").unique().tolist())
+        return set(self.bucket_rows(seq_len, "cpu").unique().tolist())
 
-    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> torch.Tensor:
-        table, index = context
+    def relative_scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> RelativeScores:
+        table, rows = context
         table_size = table.shape[0]
         relative_keys = self.position_key[layer_index](table).view(table_size, self.num_heads, self.head_dim)
         relative_queries = self.position_query[layer_index](table).view(table_size, self.num_heads, self.head_dim)
         # [B, H, T, R] = each query (key) against every relative embedding of its head.
         content_to_position = query @ relative_keys.permute(1, 2, 0).to(query.dtype)
         position_to_content = key @ relative_queries.permute(1, 2, 0).to(key.dtype)
-        # Rows of position_to_content are keys, so the gather is transposed afterwards: gathering with index.T makes
-        # entry (i, j) read k_j.Qr[delta(i, j)] (official); gathering with index, k_j.Qr[delta(j, i)] (paper).
-        key_index = index.T if self.official_position_to_content else index
-        return gather_relative(content_to_position, index) + gather_relative(position_to_content, key_index).transpose(
-            -1, -2
-        )
+        # Entry (i, j) reads k_j.Qr[delta(i, j)] (official) or k_j.Qr[delta(j, i)] (paper): the rows of the opposite
+        # distance, which relative_distances lists in reverse order.
+        key_rows = rows if self.official_position_to_content else rows.flip(0)
+        return RelativeScores(content_to_position, rows, position_to_content, key_rows)
 
 
 ENCODINGS: dict[str, type[PositionalEncoding]] = {

@@ -3,6 +3,8 @@
 Hub code: copied next to every saved model (positional.py imports it), so it imports only torch and transformers.
 """
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -143,3 +145,36 @@ class ScoreEncoding(PositionalEncoding):
 
     def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> torch.Tensor:
         raise NotImplementedError
+
+
+class RelativeScores(NamedTuple):
+    """A score-route term looked up by distance: entry (i, j) is `query_scores[..., i, query_rows[i - j + T - 1]]`
+    plus, when there is a key term, `key_scores[..., j, key_rows[i - j + T - 1]]`. The [B, H, T, R] tables hold each
+    query's (key's) dot products with the R relative embeddings of its head; the [2T - 1] rows say which embedding a
+    distance reads. Eager attention gathers them into [B, H, T, T] (`dense`); FlexAttention reads them score by score
+    (positional_flex.py), so no [B, H, T, T] tensor is built."""
+
+    query_scores: torch.Tensor
+    query_rows: torch.Tensor
+    key_scores: torch.Tensor | None = None
+    key_rows: torch.Tensor | None = None
+
+    def dense(self) -> torch.Tensor:
+        seq_len = self.query_scores.shape[-2]
+        distance = signed_distance(seq_len, self.query_rows.device) + seq_len - 1
+        total = gather_relative(self.query_scores, self.query_rows[distance])
+        if self.key_scores is not None:
+            # Rows of key_scores are keys: gathered at (j, i), then transposed to (i, j).
+            total = total + gather_relative(self.key_scores, self.key_rows[distance].T).transpose(-1, -2)
+        return total
+
+
+class RelativeScoreEncoding(ScoreEncoding):
+    """Base of the score-route encodings whose terms are relative embeddings chosen by the distance i - j alone
+    (Shaw, Huang, DeBERTa): they implement `relative_scores`, which both eager attention and FlexAttention read."""
+
+    def relative_scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> RelativeScores:
+        raise NotImplementedError
+
+    def scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> torch.Tensor:
+        return self.relative_scores(query, key, layer_index, context).dense()

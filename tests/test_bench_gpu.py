@@ -36,6 +36,25 @@ def test_the_smoke_run_prints_a_table_and_writes_json(tmp_path, capsys):
         assert row["x_Bert"] == pytest.approx(row["tokens_per_s"] / bert["tokens_per_s"], rel=1e-12)
     table = capsys.readouterr().out
     assert "| deberta" in table and "CPU" in table and "peak 0.01 TFLOP/s" in table
+    # On a CPU with autograd on every variant keeps its default kernel; the baselines run their config's SDPA.
+    assert {(row["model"], row["kernel"]) for row in rows} == {
+        ("BertForMaskedLM", "sdpa"),
+        ("ModernBertForMaskedLM", "sdpa"),
+        ("learned", "sdpa"),
+        ("deberta", "eager"),
+    }
+    assert "attention dropout 0.0" in table and result["settings"]["attention_dropout"] == 0.0
+
+
+def test_on_cuda_the_attention_dropout_decides_the_kernel_of_the_bias_and_score_variants():
+    """The choice is a pure function of the model and the device name, so it is checked here for CUDA."""
+    for dropout, expected in ((0.0, "flex_attention"), (0.1, "sdpa")):
+        args = bench_gpu.parse_args([*TINY_FLAGS, "--hidden_size", "64", "--attention_dropout", str(dropout)])
+        models = {name: bench_gpu.build(name, args, 16)[0] for name in ("alibi", "shaw", "rope", "BertForMaskedLM")}
+        assert bench_gpu.attention_kernel(models["alibi"], "cuda") == expected
+        assert bench_gpu.attention_kernel(models["shaw"], "cuda") == ("flex_attention" if dropout == 0 else "eager")
+        assert bench_gpu.attention_kernel(models["rope"], "cuda") == "sdpa"
+        assert models["BertForMaskedLM"].config.attention_probs_dropout_prob == dropout
 
 
 def test_without_a_peak_on_a_cpu_there_is_no_mfu(tmp_path):

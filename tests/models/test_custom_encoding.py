@@ -3,6 +3,7 @@ without hf_posenc or the user's module, the errors of a malformed encoding, and 
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -278,3 +279,54 @@ def test_worked_example_end_to_end(tmp_path):
     assert "gaussian_window.py" in summary["export_files"] and "positional_bias.py" in summary["export_files"]
     manifest = json.loads((tmp_path / "run-hub" / "export_manifest.json").read_text())
     assert "gaussian_window.py" in json.dumps(manifest)  # push uploads the encoding's file
+
+
+WINDOW_SCORES = '''"""A test encoding: one learned vector per clipped distance, dotted with the query (Shaw's form, shared by layers)."""
+
+import torch
+from torch import nn
+
+from hf_posenc import register_encoding
+from hf_posenc.positional_base import RelativeScoreEncoding, RelativeScores, relative_distances
+
+
+@register_encoding("window", parameters={"window_size": 3})
+class WindowScores(RelativeScoreEncoding):
+    """q_i.r_clip(i - j). Route: score."""
+
+    paper = "a test encoding"
+    symmetric = False
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.window = config.window_size
+        self.vectors = nn.Parameter(torch.randn(2 * self.window + 1, self.head_dim))
+
+    def layer_context(self, seq_len, device, dtype):
+        return relative_distances(seq_len, device).clamp(-self.window, self.window) + self.window
+
+    def relative_scores(self, query, key, layer_index, rows):
+        return RelativeScores(query @ self.vectors.T.to(query.dtype), rows)
+'''
+
+
+def test_a_relative_score_encoding_runs_on_flex_attention_as_on_eager(tmp_path, restore_registries):
+    """A `RelativeScoreEncoding` gives eager attention and FlexAttention the same scores (positional_flex.py)."""
+    if not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
+        pytest.skip("FlexAttention's CPU kernel is compiled to C++ and no C++ compiler (g++) is installed")
+    import_encoding(tmp_path, "window_scores", WINDOW_SCORES)
+    model = AutoModelForMaskedLM.from_config(hf_posenc.create_config("window", **TINY)).eval()
+    ids, mask = torch.randint(5, 120, (2, 16)), torch.ones(2, 16, dtype=torch.long)
+    mask[1, 10:] = 0
+    with torch.no_grad():
+        model.set_attn_implementation("eager")
+        eager = model(input_ids=ids, attention_mask=mask).logits
+        model.set_attn_implementation("flex_attention")
+        flex = model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(flex[mask.bool()], eager[mask.bool()], atol=1e-5, rtol=1e-5)
+
+
+def test_a_relative_score_encoding_without_relative_scores_is_refused(tmp_path, restore_registries):
+    text = WINDOW_SCORES.replace("def relative_scores(", "def scores_of(")
+    with pytest.raises(ValueError, match=r"WindowScores has route 'score' but does not define relative_scores\(\)"):
+        import_encoding(tmp_path, "window_scores", text)

@@ -1,6 +1,7 @@
-"""FlexAttention for the bias route (positional_flex.py): the per-distance tables equal the dense biases they replace
-(values and gradients), FlexAttention's compiled forward equals eager attention with padding and with document_ids
-(the forward runs on the CPU in this torch; its backward does not), the kernel each variant gets on CPU and CUDA, the
+"""FlexAttention (positional_flex.py) for distance biases and distance-indexed scores (shaw, huang, deberta): the
+per-distance tables equal the dense biases they replace (values and gradients), FlexAttention's compiled forward
+equals eager attention with padding and with document_ids for every variant that has a FlexAttention form (the
+forward runs on the CPU in this torch; its backward does not), the kernel each variant gets on CPU and CUDA, the
 fallback of a request that cannot be honoured, and `attn_implementation="flex_attention"` through from_pretrained.
 The CUDA test at the end runs forward and backward against the dense path; it is skipped without a GPU.
 
@@ -17,7 +18,7 @@ from transformers.testing_utils import CaptureLogger
 
 from hf_posenc import positional_flex
 from hf_posenc.positional_base import signed_distance
-from hf_posenc.positional_flex import FLEX_ATTENTION, DistanceBiasAttention, choose_attention_kernel
+from hf_posenc.positional_flex import FLEX_ATTENTION, FlexAttentionPlan, choose_attention_kernel, has_flex_form
 
 # FlexAttention compiles its CPU kernel with inductor, which builds C++.
 needs_cxx = pytest.mark.skipif(
@@ -31,6 +32,7 @@ CASES = [(variant, {}) for variant in ALL] + [
     ("alibi", {"alibi_symmetric": False, "alibi_learnable_slopes": True}),
     ("kerple", {"kerple_kernel": "power"}),
     ("attenuated", {"attenuation_form": "learned_table"}),
+    ("deberta", {"deberta_position_to_content": "paper"}),
     ("attenuated", {"attenuation_form": "probability"}),
     (
         "attenuated",
@@ -65,6 +67,15 @@ def encoder(case):
 
 def cases_with_table() -> list:
     return [case for case in CASES if encoder(case).position.bias_by_distance(SEQ_LEN, "cpu") is not None]
+
+
+def flex_cases() -> list:
+    return [case for case in CASES if has_flex_form(encoder(case).position)]
+
+
+def test_the_score_route_encodings_looked_up_by_distance_have_a_flex_form():
+    with_form = {case[0] for case in flex_cases() if encoder(case).position.route == "score"}
+    assert with_form == {"shaw", "huang", "deberta"}  # cope's positions are counted from the content
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -108,7 +119,7 @@ def layouts() -> dict:
 
 
 @needs_cxx
-@pytest.mark.parametrize("case", cases_with_table(), ids=case_id)
+@pytest.mark.parametrize("case", flex_cases(), ids=case_id)
 def test_flex_forward_equals_eager_with_padding_and_documents(case):
     model = tiny_mlm(case[0], **case[1]).eval()
     for layout, inputs in layouts().items():
@@ -123,23 +134,67 @@ def test_flex_forward_equals_eager_with_padding_and_documents(case):
         torch.testing.assert_close(flex[real], eager[real], atol=1e-5, rtol=1e-5, msg=layout)
 
 
-def kernel(case, device: str, implementation: str = "sdpa", training: bool = False, output_attentions=False, **config):
+@needs_cxx
+@pytest.mark.parametrize(
+    "case",
+    [
+        case
+        for case in CASES
+        if not has_flex_form(encoder(case).position) and encoder(case).position.document_restart_problem() is None
+    ],
+    ids=case_id,
+)
+def test_packed_documents_without_a_position_term_run_on_the_block_mask_alone(case):
+    """nope, learned, sinusoidal, rope, comrope: FlexAttention with the block mask of documents (and padding), no
+    score_mod; the bias- and score-route encodings without a FlexAttention form keep their default path."""
+    model = tiny_mlm(case[0], **case[1]).eval()
+    inputs = layouts()["documents"]
+    with torch.no_grad():
+        model.set_attn_implementation("eager")
+        eager = model(**inputs).logits
+        model.set_attn_implementation(FLEX_ATTENTION)
+        flex = model(**inputs).logits
+        plan = positional_flex.flex_attention_plan(
+            model.posenc, None, inputs["document_ids"], 2, SEQ_LEN, torch.device("cpu"), False
+        )
+    real = inputs["attention_mask"].bool()
+    torch.testing.assert_close(flex[real], eager[real], atol=1e-5, rtol=1e-5)
+    position = model.posenc.position
+    if position.route in ("none", "embed", "rotate"):
+        assert isinstance(plan, FlexAttentionPlan) and plan.table is None and plan.block_mask is not None
+    else:
+        assert plan is None
+
+
+def reference_kernel(position) -> str:
+    return "eager" if position.route == "score" else "sdpa"
+
+
+def kernel(
+    case, device: str, implementation: str = "sdpa", training=False, output_attentions=False, documents=False, **config
+):
     variant, overrides = case
     # 4 heads of 16 dimensions: FlexAttention's CUDA kernel needs at least 16.
     model = tiny_mlm(variant, **{**overrides, "hidden_size": 64, **config}).train(training)
     model.set_attn_implementation(implementation)
-    has_table = model.posenc.position.bias_by_distance(SEQ_LEN, "cpu") is not None
-    return choose_attention_kernel(model.posenc, torch.device(device), output_attentions, has_table)
+    flex_form = has_flex_form(model.posenc.position, packed_documents=documents)
+    return choose_attention_kernel(model.posenc, torch.device(device), output_attentions, flex_form)
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_the_automatic_choice_on_cpu_and_cuda(case):
     position = encoder(case).position
-    has_table = position.bias_by_distance(SEQ_LEN, "cpu") is not None
-    reference = "eager" if position.route == "score" else "sdpa"
+    flex = FLEX_ATTENTION if has_flex_form(position) else reference_kernel(position)
+    reference = reference_kernel(position)
     assert kernel(case, "cpu") == (reference, None)  # on the CPU the default is always today's path
-    assert kernel(case, "cuda") == (FLEX_ATTENTION if has_table else reference, None)
-    assert kernel(case, "cuda", training=True) == (FLEX_ATTENTION if has_table else reference, None)  # no dropout
+    assert kernel(case, "cuda") == (flex, None)
+    assert kernel(case, "cuda", training=True) == (flex, None)  # no dropout
+    # Packed documents: FlexAttention's block mask also serves the encodings that add nothing to the scores.
+    with_documents = FLEX_ATTENTION if has_flex_form(position, packed_documents=True) else reference
+    assert kernel(case, "cuda", documents=True) == (with_documents, None)
+    assert has_flex_form(position, packed_documents=True) == (
+        has_flex_form(position) or position.route in ("none", "embed", "rotate")
+    )
     assert kernel(case, "cuda", training=True, attention_probs_dropout_prob=0.1) == (reference, None)
     assert kernel(case, "cuda", output_attentions=True) == ("eager", None)
     assert kernel(case, "cuda", "eager") == ("eager", None)
@@ -150,19 +205,18 @@ def test_the_automatic_choice_on_cpu_and_cuda(case):
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_an_explicit_request_runs_flex_where_it_can_and_says_why_not_elsewhere(case):
     position = encoder(case).position
-    has_table = position.bias_by_distance(SEQ_LEN, "cpu") is not None
     with torch.no_grad():
         chosen, reason = kernel(case, "cpu", FLEX_ATTENTION)
-    if has_table:
+    if has_flex_form(position):
         assert (chosen, reason) == (FLEX_ATTENTION, None)
         assert kernel(case, "cuda", FLEX_ATTENTION) == (FLEX_ATTENTION, None)
         assert kernel(case, "cpu", FLEX_ATTENTION)[1].startswith("on the CPU FlexAttention runs forward only")
         dropout = kernel(case, "cuda", FLEX_ATTENTION, training=True, attention_probs_dropout_prob=0.1)
-        assert dropout[0] == "sdpa" and "attention dropout" in dropout[1]
+        assert dropout[0] == reference_kernel(position) and "attention dropout" in dropout[1]
         small_heads = kernel(case, "cuda", FLEX_ATTENTION, hidden_size=32)
-        assert small_heads[0] == "sdpa" and "head dimension of at least 16" in small_heads[1]
+        assert small_heads[0] == reference_kernel(position) and "head dimension of at least 16" in small_heads[1]
     else:
-        assert chosen == ("eager" if position.route == "score" else "sdpa")
+        assert chosen == reference_kernel(position)
         assert position.name in reason and "\n" not in reason
     assert kernel(case, "cuda", FLEX_ATTENTION, output_attentions=True)[0] == "eager"
 
@@ -194,8 +248,8 @@ def test_from_pretrained_with_flex_attention(tmp_path):
     with torch.no_grad():
         flex = loaded(**inputs).logits
         assert isinstance(
-            positional_flex.flex_attention_bias(loaded.posenc, None, None, 2, SEQ_LEN, torch.device("cpu"), False),
-            DistanceBiasAttention,
+            positional_flex.flex_attention_plan(loaded.posenc, None, None, 2, SEQ_LEN, torch.device("cpu"), False),
+            FlexAttentionPlan,
         )
         model.set_attn_implementation("eager")
         eager = model(**inputs).logits
@@ -204,7 +258,9 @@ def test_from_pretrained_with_flex_attention(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="FlexAttention's backward needs CUDA")
-@pytest.mark.parametrize("case", cases_with_table(), ids=case_id)
+@pytest.mark.parametrize(
+    "case", [case for case in CASES if has_flex_form(encoder(case).position, packed_documents=True)], ids=case_id
+)
 def test_cuda_flex_forward_and_backward_equal_the_dense_path(case):
     """Run where a GPU is: `pytest tests/models/test_flex_attention.py -k cuda`."""
     torch.manual_seed(0)
@@ -214,6 +270,8 @@ def test_cuda_flex_forward_and_backward_equal_the_dense_path(case):
     flex_model.set_attn_implementation(FLEX_ATTENTION)
     dense_model.set_attn_implementation("eager")
     for layout, inputs in layouts().items():
+        if not has_flex_form(flex_model.posenc.position, packed_documents="document_ids" in inputs):
+            continue  # an encoding without a position term runs FlexAttention for packed documents only
         inputs = {name: value.cuda() for name, value in inputs.items()}
         labels = torch.where(
             inputs.get("attention_mask", torch.ones_like(inputs["input_ids"])).bool(), inputs["input_ids"], -100

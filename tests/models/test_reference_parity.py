@@ -22,6 +22,8 @@ from conftest import random_ids, tiny_config, tiny_mlm
 from transformers import AutoModel
 from transformers.models.t5.modeling_t5 import T5Attention
 
+from hf_posenc.positional_base import signed_distance
+
 FLOAT64 = dict(rtol=1e-9, atol=1e-10)
 FLOAT32 = dict(rtol=1e-6, atol=1e-6)  # one float32 rounding of values of order 1 to 10
 FLOAT32_ANGLES = dict(rtol=0.0, atol=2e-5)  # float32 angles up to 40 rad: error up to ~T * 2^-23 per table entry
@@ -259,7 +261,8 @@ def test_deberta_buckets_match_transformers(position_buckets, max_relative_posit
         states, states, bucket_size=position_buckets, max_position=max_relative_positions
     )[0]
     theirs = torch.clamp(relative + position_buckets, 0, 2 * position_buckets - 1)
-    _, ours = position.layer_context(seq_len, "cpu", torch.float64)
+    _, rows = position.layer_context(seq_len, "cpu", torch.float64)  # a row per distance i - j
+    ours = rows[signed_distance(seq_len, "cpu") + seq_len - 1]
     assert torch.equal(ours, theirs)
     assert relative.abs().max() > position_buckets // 2  # logarithmic buckets reached
     if position_buckets < 256:
