@@ -1,6 +1,7 @@
 """The study's figures (matplotlib, the optional ``plots`` extra): property-vs-score scatters with the runs labelled
 (only the pairs that vary beyond noise, with error bars and honest axes),
-heat maps of scores over a two-parameter grid, the loss curves of every run, and extrapolation curves."""
+heat maps of scores over a two-parameter grid, the loss curves of every run, extrapolation curves, and quality against
+training compute."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from typing import Any
 from ..analysis.plots import _new_figure, _save
 from .spec import GRID_ALIASES, StudySpec
 
-__all__ = ["extrapolation_curves", "grid_heatmaps", "loss_curves", "scatter_figure", "scatter_grid"]
+__all__ = [
+    "extrapolation_curves",
+    "grid_heatmaps",
+    "loss_curves",
+    "quality_against_compute",
+    "scatter_figure",
+    "scatter_grid",
+]
 
 
 def _number(value: Any) -> float | None:
@@ -162,4 +170,50 @@ def extrapolation_curves(rows: list[dict], lengths: list[int], path: Path) -> Pa
     axis.grid(True, alpha=0.3)
     if axis.lines:
         axis.legend(fontsize=6, ncol=2)
+    return _save(figure, path)
+
+
+def quality_against_compute(rows: list[dict], scores: list[str], path: Path) -> Path | None:
+    """Held-out perplexity and each score against the run's training compute (model FLOPs: steps x tokens per step x
+    FLOPs per token), one panel each, a labelled point per run with the seeds' standard deviation as error bars and
+    hollow points where a score is not above chance. None when no run recorded its compute."""
+    from .correlate import at_chance
+
+    measured = [row for row in rows if _number(row.get("model_flops"))]
+    panels = [
+        column
+        for column in dict.fromkeys(("perplexity", *scores))
+        if any(_number(row.get(column)) is not None for row in measured)
+    ]
+    if not measured or not panels:
+        return None
+    columns = min(MAX_COLUMNS, len(panels))
+    lines = math.ceil(len(panels) / columns)
+    figure = _new_figure(PANEL_WIDTH * columns, PANEL_HEIGHT * lines)
+    for index, column in enumerate(panels):
+        axis = figure.add_subplot(lines, columns, index + 1)
+        for row in measured:
+            y = _number(row.get(column))
+            if y is None:
+                continue
+            x = row["model_flops"]
+            hollow = column != "perplexity" and at_chance(row, column)
+            axis.errorbar(
+                [x],
+                [y],
+                yerr=_number(row.get(f"{column}_std")),
+                fmt="o",
+                markersize=6,
+                color="tab:blue",
+                markerfacecolor="none" if hollow else "tab:blue",
+                elinewidth=1,
+                capsize=2,
+            )
+            axis.annotate(row["run"], (x, y), fontsize=NAME_SIZE, xytext=(3, 3), textcoords="offset points")
+        axis.set_xscale("log")
+        axis.set_xlabel("training compute (model FLOPs)", fontsize=LABEL_SIZE)
+        axis.set_ylabel(column + (" (hollow: not above chance)" if column != "perplexity" else ""), fontsize=LABEL_SIZE)
+        axis.tick_params(labelsize=TICK_SIZE)
+        axis.grid(True, alpha=0.3)
+    figure.tight_layout()
     return _save(figure, path)

@@ -95,8 +95,8 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _plots(spec: StudySpec, output: Path, rows, noise, properties, scores, excluded_scores) -> list[Path]:
-    """The scatter of the pairs that vary beyond noise, grid heat maps, loss curves and extrapolation curves; none
-    when matplotlib is missing."""
+    """The scatter of the pairs that vary beyond noise, grid heat maps, loss curves, extrapolation curves and quality
+    against compute; none when matplotlib is missing."""
     try:
         from . import plots
     except ImportError:
@@ -118,6 +118,7 @@ def _plots(spec: StudySpec, output: Path, rows, noise, properties, scores, exclu
         written.append(plots.loss_curves({name: log for name, log in curves.items() if log}, folder / "loss.png"))
         if spec.extrapolation is not None:
             written.append(plots.extrapolation_curves(rows, spec.extrapolation.lengths, folder / "extrapolation.png"))
+        written.append(plots.quality_against_compute(rows, scores, folder / "compute.png"))
     except ImportError:  # matplotlib is an optional extra
         return [path for path in written if path is not None]
     return [path for path in written if path is not None]

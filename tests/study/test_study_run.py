@@ -85,7 +85,7 @@ def test_results_plots_and_report_are_written(micro_study):
     assert float(rows["att-local"]["position_locality"]) > float(rows["att"]["position_locality"])
     saved = json.loads((output / RESULTS_JSON).read_text())
     assert {row["run"] for row in saved["runs"]} == set(rows)
-    for plot in ("scatter.png", "loss.png", "extrapolation.png"):
+    for plot in ("scatter.png", "loss.png", "extrapolation.png", "compute.png"):
         assert (output / "plots" / plot).stat().st_size > 1000
     report = (output / REPORT_FILE).read_text()
     assert "## Summary" in report and "Lowest held-out perplexity" in report and "short-table" in report
