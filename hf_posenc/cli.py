@@ -6,7 +6,9 @@ import argparse
 import contextlib
 import errno
 import functools
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 
@@ -344,11 +346,40 @@ def file_system_problem(error: OSError) -> str | None:
     return None if fix is None else f"cannot write {error.filename or 'a file'}: {fix}."
 
 
+# Seconds after a Ctrl-C at which it is raised again if the process is still running (`repeated_interrupts`).
+INTERRUPT_REPEAT_SECONDS = 5
+
+
+def _raise_interrupt(signum, frame):
+    signal.alarm(INTERRUPT_REPEAT_SECONDS)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def repeated_interrupts():
+    """Ctrl-C raises KeyboardInterrupt as usual, and again every few seconds until the command has ended: Python drops
+    a KeyboardInterrupt that lands inside a finaliser ("Exception ignored in ..."), which once let a pretraining run
+    go on after Ctrl-C. Main thread of a POSIX process with no alarm of its own pending; elsewhere, Python's own
+    handling."""
+    usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+    if not usable or signal.getitimer(signal.ITIMER_REAL)[0] > 0:  # no signals here, or the host's alarm is set
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _raise_interrupt), signal.signal(signal.SIGALRM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGALRM, previous[1])
+
+
 def exit_on_user_error(main: Callable[[], object], prog: str) -> None:
     """Run a script's `main`; a user error is printed as ``prog: error: ...`` and exits with status 2, Ctrl-C as
     one line with status 130."""
     try:
-        main()
+        with repeated_interrupts():
+            main()
     except USER_ERRORS as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -653,7 +684,8 @@ def main(argv: list[str] | None = None) -> int:
             subparsers[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
         run = functools.partial(COMMANDS[args.command][2], args)
     try:
-        run()
+        with repeated_interrupts():
+            run()
     except USER_ERRORS as error:
         print(f"hf-posenc {argv[0]}: error: {error}", file=sys.stderr)
         return 2

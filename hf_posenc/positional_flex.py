@@ -33,6 +33,7 @@ Hub code: copied next to every saved model (modeling_posenc.py imports it), so i
 """
 
 import functools
+import itertools
 
 import torch
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
@@ -178,7 +179,11 @@ def has_flex_form(position, packed_documents: bool = False) -> bool:
     for an encoding that adds nothing to the scores (none, embed and rotate routes), packed documents to mask."""
     if position.route in ("none", "embed", "rotate"):
         return packed_documents
-    return isinstance(position, RelativeScoreEncoding) or position.bias_by_distance(2, "cpu") is not None
+    if isinstance(position, RelativeScoreEncoding):
+        return True
+    # A two-token table, built where the encoding's tensors are (a model on the GPU has its slopes there).
+    held = next(itertools.chain(position.parameters(), position.buffers()), None)
+    return position.bias_by_distance(2, "cpu" if held is None else held.device) is not None
 
 
 def choose_attention_kernel(

@@ -48,6 +48,24 @@ def _axis_limits(values: list[float], reading: dict) -> tuple[tuple[float, float
     return (low - 0.1 * half, high + 0.1 * half), ""
 
 
+def _draw_run(axis, row: dict, x: float, y: float, x_std: float | None, score: str, hollow: bool) -> None:
+    """One run as a point named by its run, with the seeds' standard deviations as error bars; hollow when its score
+    is not above chance."""
+    axis.errorbar(
+        [x],
+        [y],
+        xerr=x_std,
+        yerr=_number(row.get(f"{score}_std")),
+        fmt="o",
+        markersize=6,
+        color="tab:blue",
+        markerfacecolor="none" if hollow else "tab:blue",
+        elinewidth=1,
+        capsize=2,
+    )
+    axis.annotate(row["run"], (x, y), fontsize=NAME_SIZE, xytext=(3, 3), textcoords="offset points")
+
+
 def scatter_figure(rows: list[dict], pairs: list[tuple[str, str]], noise: list[dict] | None = None):
     """One panel per (property, score) pair of `pairs`: each run a labelled point with error bars (the standard
     deviation over seeds, where there are several); values not above chance are hollow."""
@@ -66,20 +84,7 @@ def scatter_figure(rows: list[dict], pairs: list[tuple[str, str]], noise: list[d
                 continue
             xs.append(x)
             ys.append(y)
-            hollow = at_chance(row, score)
-            axis.errorbar(
-                [x],
-                [y],
-                xerr=_number(row.get(f"{prop}_std")),
-                yerr=_number(row.get(f"{score}_std")),
-                fmt="o",
-                markersize=6,
-                color="tab:blue",
-                markerfacecolor="none" if hollow else "tab:blue",
-                elinewidth=1,
-                capsize=2,
-            )
-            axis.annotate(row["run"], (x, y), fontsize=NAME_SIZE, xytext=(3, 3), textcoords="offset points")
+            _draw_run(axis, row, x, y, _number(row.get(f"{prop}_std")), score, at_chance(row, score))
         x_range, x_note = _axis_limits(xs, readings.get(prop, {}))
         y_range, y_note = _axis_limits(ys, readings.get(score, {}))
         axis.set_xlim(*x_range)
@@ -196,20 +201,8 @@ def quality_against_compute(rows: list[dict], scores: list[str], path: Path) -> 
             y = _number(row.get(column))
             if y is None:
                 continue
-            x = row["model_flops"]
             hollow = column != "perplexity" and at_chance(row, column)
-            axis.errorbar(
-                [x],
-                [y],
-                yerr=_number(row.get(f"{column}_std")),
-                fmt="o",
-                markersize=6,
-                color="tab:blue",
-                markerfacecolor="none" if hollow else "tab:blue",
-                elinewidth=1,
-                capsize=2,
-            )
-            axis.annotate(row["run"], (x, y), fontsize=NAME_SIZE, xytext=(3, 3), textcoords="offset points")
+            _draw_run(axis, row, row["model_flops"], y, None, column, hollow)
         axis.set_xscale("log")
         axis.set_xlabel("training compute (model FLOPs)", fontsize=LABEL_SIZE)
         axis.set_ylabel(column + (" (hollow: not above chance)" if column != "perplexity" else ""), fontsize=LABEL_SIZE)

@@ -166,6 +166,15 @@ def test_packed_documents_without_a_position_term_run_on_the_block_mask_alone(ca
         assert plan is None
 
 
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_the_form_is_found_where_the_encoding_lives(case):
+    """`has_flex_form` builds its two-token table on the encoding's device (here meta, standing for a GPU): a CPU
+    table next to GPU parameters would fail."""
+    with torch.device("meta"):
+        position = tiny_mlm(case[0], **case[1]).posenc.position
+    assert has_flex_form(position) == has_flex_form(encoder(case).position)
+
+
 def reference_kernel(position) -> str:
     return "eager" if position.route == "score" else "sdpa"
 
