@@ -359,10 +359,14 @@ def _raise_interrupt(signum, frame):
 def repeated_interrupts():
     """Ctrl-C raises KeyboardInterrupt as usual, and again every few seconds until the command has ended: Python drops
     a KeyboardInterrupt that lands inside a finaliser ("Exception ignored in ..."), which once let a pretraining run
-    go on after Ctrl-C. Main thread of a POSIX process with no alarm of its own pending; elsewhere, Python's own
-    handling."""
+    go on after Ctrl-C."""
     usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
-    if not usable or signal.getitimer(signal.ITIMER_REAL)[0] > 0:  # no signals here, or the host's alarm is set
+    # Only over Python's own Ctrl-C handling: an ignored SIGINT (a background job), a host's handler or alarm stay.
+    if (
+        not usable
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        or signal.getitimer(signal.ITIMER_REAL)[0] > 0
+    ):
         yield
         return
     previous = signal.signal(signal.SIGINT, _raise_interrupt), signal.signal(signal.SIGALRM, _raise_interrupt)

@@ -127,7 +127,7 @@ class FlexAttentionPlan:
         self.block_mask = block_mask
 
     def __getitem__(self, layer_index: int) -> "FlexAttentionPlan":
-        return FlexAttentionPlan(self.block_mask, self.table[layer_index])
+        return FlexAttentionPlan(self.block_mask, None if self.table is None else self.table[layer_index])
 
     def attend(self, query, key, value, scale: float, relative_scores: RelativeScores | None = None) -> torch.Tensor:
         """Attention output [B, H, T, d] with the distance table, or with the relative scores (scaled with q.k, as
@@ -136,6 +136,8 @@ class FlexAttentionPlan:
             form, tables = attend_with_distance_table, (self.table,)
         elif relative_scores is None:
             form, tables = attend_with_block_mask, ()
+        # Relative scores are scaled here: inside the score_mod, a scale that differs between models (DeBERTa's
+        # 1/sqrt(3d)) became a graph input that this torch's CPU kernel failed to lower.
         elif relative_scores.key_scores is None:
             form = attend_with_query_scores
             tables = (relative_scores.query_scores * scale, relative_scores.query_rows)
