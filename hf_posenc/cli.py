@@ -6,9 +6,7 @@ import argparse
 import contextlib
 import errno
 import functools
-import signal
 import sys
-import threading
 import warnings
 from collections.abc import Callable
 
@@ -346,44 +344,11 @@ def file_system_problem(error: OSError) -> str | None:
     return None if fix is None else f"cannot write {error.filename or 'a file'}: {fix}."
 
 
-# Seconds after a Ctrl-C at which it is raised again if the process is still running (`repeated_interrupts`).
-INTERRUPT_REPEAT_SECONDS = 5
-
-
-def _raise_interrupt(signum, frame):
-    signal.alarm(INTERRUPT_REPEAT_SECONDS)
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def repeated_interrupts():
-    """Ctrl-C raises KeyboardInterrupt as usual, and again every few seconds until the command has ended: Python drops
-    a KeyboardInterrupt that lands inside a finaliser ("Exception ignored in ..."), which once let a pretraining run
-    go on after Ctrl-C."""
-    usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
-    # Only over Python's own Ctrl-C handling: an ignored SIGINT (a background job), a host's handler or alarm stay.
-    if (
-        not usable
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-        or signal.getitimer(signal.ITIMER_REAL)[0] > 0
-    ):
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, _raise_interrupt), signal.signal(signal.SIGALRM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGALRM, previous[1])
-
-
 def exit_on_user_error(main: Callable[[], object], prog: str) -> None:
     """Run a script's `main`; a user error is printed as ``prog: error: ...`` and exits with status 2, Ctrl-C as
     one line with status 130."""
     try:
-        with repeated_interrupts():
-            main()
+        main()
     except USER_ERRORS as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -688,8 +653,7 @@ def main(argv: list[str] | None = None) -> int:
             subparsers[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
         run = functools.partial(COMMANDS[args.command][2], args)
     try:
-        with repeated_interrupts():
-            run()
+        run()
     except USER_ERRORS as error:
         print(f"hf-posenc {argv[0]}: error: {error}", file=sys.stderr)
         return 2
