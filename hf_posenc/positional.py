@@ -235,9 +235,13 @@ class DebertaRelativeScores(RelativeScoreEncoding):
             nn.Linear(config.hidden_size, config.hidden_size) for _ in range(config.num_hidden_layers)
         )
 
-    def layer_context(self, seq_len: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """The normalised relative-embedding table shared by all layers, and each distance's bucket row in it."""
-        return self.relative_norm(self.relative_embeddings.weight), self.bucket_rows(seq_len, device)
+    def layer_context(self, seq_len: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The normalised relative-embedding table shared by all layers, each distance's bucket row in it, and the
+        row the position-to-content term reads: delta(i, j) (official) or delta(j, i), the opposite distance's row,
+        which relative_distances lists in reverse order (paper)."""
+        rows = self.bucket_rows(seq_len, device)
+        key_rows = rows if self.official_position_to_content else rows.flip(0)
+        return self.relative_norm(self.relative_embeddings.weight), rows, key_rows
 
     def bucket_rows(self, seq_len: int, device) -> torch.Tensor:
         """[2T - 1] row of each distance i - j in the relative-embedding table."""
@@ -250,16 +254,13 @@ class DebertaRelativeScores(RelativeScoreEncoding):
         return set(self.bucket_rows(seq_len, "cpu").unique().tolist())
 
     def relative_scores(self, query: torch.Tensor, key: torch.Tensor, layer_index: int, context) -> RelativeScores:
-        table, rows = context
+        table, rows, key_rows = context
         table_size = table.shape[0]
         relative_keys = self.position_key[layer_index](table).view(table_size, self.num_heads, self.head_dim)
         relative_queries = self.position_query[layer_index](table).view(table_size, self.num_heads, self.head_dim)
         # [B, H, T, R] = each query (key) against every relative embedding of its head.
         content_to_position = query @ relative_keys.permute(1, 2, 0).to(query.dtype)
         position_to_content = key @ relative_queries.permute(1, 2, 0).to(key.dtype)
-        # Entry (i, j) reads k_j.Qr[delta(i, j)] (official) or k_j.Qr[delta(j, i)] (paper): the rows of the opposite
-        # distance, which relative_distances lists in reverse order.
-        key_rows = rows if self.official_position_to_content else rows.flip(0)
         return RelativeScores(content_to_position, rows, position_to_content, key_rows)
 
 

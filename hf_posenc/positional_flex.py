@@ -238,10 +238,10 @@ def flex_attention_plan(model, real, document_ids, batch: int, seq_len: int, dev
     implementation = model.config._attn_implementation
     position = model.position
     candidate = implementation == FLEX_ATTENTION or (implementation == "sdpa" and device.type == "cuda")
-    # Only a candidate builds the table: the CPU default costs nothing.
+    # Only a candidate builds the table (the CPU default costs nothing), and the bias route's form is that table.
     table = position.bias_by_distance(seq_len, device) if candidate and position.route == "bias" else None
-    if position.route in ("bias", "score"):
-        flex_form = table is not None or isinstance(position, RelativeScoreEncoding)
+    if position.route == "bias":
+        flex_form = table is not None
     else:
         flex_form = has_flex_form(position, packed_documents=document_ids is not None)
     kernel, reason = choose_attention_kernel(model, device, output_attentions, flex_form)

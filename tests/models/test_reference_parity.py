@@ -261,7 +261,7 @@ def test_deberta_buckets_match_transformers(position_buckets, max_relative_posit
         states, states, bucket_size=position_buckets, max_position=max_relative_positions
     )[0]
     theirs = torch.clamp(relative + position_buckets, 0, 2 * position_buckets - 1)
-    _, rows = position.layer_context(seq_len, "cpu", torch.float64)  # a row per distance i - j
+    _, rows, _ = position.layer_context(seq_len, "cpu", torch.float64)  # a row per distance i - j
     ours = rows[signed_distance(seq_len, "cpu") + seq_len - 1]
     assert torch.equal(ours, theirs)
     assert relative.abs().max() > position_buckets // 2  # logarithmic buckets reached
